@@ -12,7 +12,7 @@ fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline WANDB_SILENT=true TOKENIZERS_PARALLELISM=false
 export PYTHONWARNINGS="ignore::DeprecationWarning"
 start=$(date +%s)
-"$BIN/nbdev-test" --n_workers "${NBDEV_WORKERS:-2}" --timing
+"$BIN/nbdev-test" --n-workers "${NBDEV_WORKERS:-2}" --timing
 echo "nbdev-test: $(( $(date +%s) - start ))s"
 set +e
 "$BIN/python" -m pytest tests/ -q -ra "$@"
