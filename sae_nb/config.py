@@ -177,6 +177,8 @@ def _validate(self:SAEConfig):
     _check_nonneg(self, "l1_coefficient", "aux_penalty", "reconstruction_coeff", "decorrelation_coeff", "probe_loss_coeff",
                   "temporal_smoothness_coeff", "jumprelu_init_threshold", "probe_num_classes")
     _check_pos(self, "jumprelu_bandwidth")
+    if self.architecture == "jumprelu" and self.jumprelu_init_threshold <= 0:   # thresholds are learned as log θ: θ=0 would never move
+        raise ValueError(f"jumprelu_init_threshold={self.jumprelu_init_threshold} must be > 0 for architecture='jumprelu' (e.g. 1e-3)")
     if self.architecture in ("topk", "batch_topk"):
         if self.top_k is None or self.top_k <= 0:
             raise ValueError(f"architecture={self.architecture!r} needs top_k > 0 (got top_k={self.top_k}); set e.g. top_k=32, or use architecture='standard'")
@@ -195,6 +197,7 @@ def _validate(self:SAEConfig):
 # %% ../nbs/00_config.ipynb #6593bea2
 _SAE_ALIASES = {"input_dim": "d_in", "l1_penalty_coeff": "l1_coefficient", "sae_type": "architecture", "k": "top_k"}
 _ARCH_ALIASES = {"batchtopk": "batch_topk", "relu": "standard", "vanilla": "standard"}
+_EXPORT_KEYS = {"sae_class", "sae_nb_version"}   # written next to the fields by `sae.SAE.save`; not config fields
 
 @patch
 def torch_dtype(self:SAEConfig) -> torch.dtype:
@@ -212,7 +215,7 @@ SAEConfig._aliases = _SAE_ALIASES
 @patch(cls_method=True)
 def from_dict(cls:SAEConfig, config_dict:dict) -> SAEConfig:
     "Build from a dict (e.g. `config.json`); accepts the seed pipelines' field names."
-    d = _known(cls, config_dict, cls._aliases)
+    d = _known(cls, {k: v for k,v in config_dict.items() if k not in _EXPORT_KEYS}, cls._aliases)
     if "architecture" in d: d["architecture"] = _ARCH_ALIASES.get(d["architecture"], d["architecture"])
     if d.get("hook_layer") is not None: d["hook_spec"] = None   # re-derived from hook_layer + hook_name
     return cls(**d)
