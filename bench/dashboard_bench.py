@@ -2,7 +2,7 @@
 
     python bench/dashboard_bench.py [--features 16384] [--examples 10] [--context 10] [--runs 3]
 
-Generates feature data for `--features` features with `--examples` examples of 2*context+1 tokens each,
+Generates feature data for `--features` features, every one with `--examples` examples of 2*context+1 tokens,
 writes the dashboard, opens it from file:// in Debian's /usr/bin/chromium (network blocked) and reports:
 generation time, file size, time until the page is usable (the list and the first feature drawn:
 `window.saeDashboard.ready`, ms since navigation start, and wall time from goto() until then), the time
@@ -26,7 +26,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
     res = {"features": a.features, "examples": a.examples, "window": 2 * a.context + 1}
-    t = time.perf_counter(); data = synthetic_feature_data(a.features, a.examples, a.context, seed=0); res["synthesise_s"] = time.perf_counter() - t
+    t = time.perf_counter(); data = synthetic_feature_data(a.features, a.examples, a.context, dead_fraction=0, partial=False, seed=0); res["synthesise_s"] = time.perf_counter() - t
     t = time.perf_counter(); data = validate_feature_data(data); res["validate_s"] = time.perf_counter() - t
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "dashboard.html"

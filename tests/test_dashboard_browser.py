@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sae_nb.dashboard import generate_dashboard, synthetic_feature_data, token_color, validate_feature_data
+from sae_nb.dashboard import display_token, generate_dashboard, synthetic_feature_data, token_color, validate_feature_data
 
 CHROMIUM = os.environ.get("SAE_NB_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -20,8 +20,8 @@ if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
     pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (tools/test.sh installs it: apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed: pip install -e '.[dev]'")
 
-AWKWARD = ["<script>alert('x')</script>", "&amp;", '"q"', "\n", " ", "  ", "\t", " zebra", "é", "</script>"]
-ACTS = [0.0, 0.5, 0.0, 1.25, 0.0, 0.0, 0.0, 7.5, 0.0, 2.0]
+AWKWARD = ["<script>alert('x')</script>", "&amp;", '"q"', "\n", " ", "  ", "\t", " zebra", "é", "</script>", "\n\n  ", "\x00", ""]
+ACTS = [0.0, 0.5, 0.0, 1.25, 0.0, 0.0, 0.0, 7.5, 0.0, 2.0, -3.0, 0.0, 0.1]
 
 
 def _data() -> dict:
@@ -141,7 +141,8 @@ def test_click_shows_coloured_examples_with_activation_on_hover(page):
     toks = page.p.locator("#sae-feature-view .sae-t")
     assert toks.count() == len(AWKWARD)
     texts = page.js("[...document.querySelectorAll('#sae-feature-view .sae-t')].map(e => e.textContent)")
-    assert texts == ["<script>alert('x')</script>", "&amp;", '"q"', "↵", "␣", "␣␣", "⇥", " zebra", "é", "</script>"]
+    assert texts == ["<script>alert('x')</script>", "&amp;", '"q"', "↵", "␣", "␣␣", "⇥", " zebra", "é", "</script>", "↵↵␣␣", "\\x00", "∅"]
+    assert texts == [display_token(t) for t in AWKWARD]   # the page and the Python renderer show tokens alike
     bg = page.js("[...document.querySelectorAll('#sae-feature-view .sae-t')].map(e => getComputedStyle(e).backgroundColor)")
     assert bg[7] != bg[0], "a high activation and a zero activation must look different"
     rgba = lambda s: tuple(float(x) for x in re.findall(r"[\d.]+", s)) + ((1.0,) if s.startswith("rgb(") else ())

@@ -5,7 +5,7 @@
                  mu (mean activation), mx (max activation), ne (number of examples), lb (vocab id of the
                  list label or -1), s (vocab ids searched: top tokens and activating example tokens)
      #sae-chunk-K  the full records of features K*chunk_size ... (K+1)*chunk_size-1, parsed on demand:
-                 {h:[edges,counts]|null, tt:[[vid,count]], lp:[[vid,v]], ls:[[vid,v]], nd:[[idx,v]], nc:[[idx,v]],
+                 {h:[edges,counts,scale]|null, tt:[[vid,count]], lp:[[vid,v]], ls:[[vid,v]], nd:[[idx,v]], nc:[[idx,v]],
                   ex:[[vids], [acts], target, text_idx, position, max]}
    Token text only ever reaches the page through textContent / attributes, never innerHTML. */
 (() => {
@@ -32,15 +32,15 @@
   }
 
   // ---- formatting (mirrored by the Python renderer in sae_nb.dashboard) ----
-  const CTRL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g;
+  const CTRL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, WS = /^[ \u00a0\t\r\n]+$/;
   function showTok(s) {
     if (s === "") return "\u2205";
     let t = s.replace(/\r\n|\n|\r/g, "\u21b5").replace(/\t/g, "\u21e5")
              .replace(CTRL, (c) => "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0"));
-    if (/^[ \u00a0]+$/.test(t)) t = t.replace(/[ \u00a0]/g, "\u2423");
+    if (WS.test(s)) t = t.replace(/[ \u00a0]/g, "\u2423");
     return t;
   }
-  const isWs = (s) => s === "" || /^\s+$/.test(s);
+  const isWs = (s) => s === "" || WS.test(s);
   function tokBg(a, scale) {
     if (!a || !(scale > 0)) return "";
     const x = Math.min(1, Math.abs(a) / scale), al = Math.round(Math.max(0.08, x) * 1000) / 1000;
@@ -158,7 +158,7 @@
   function none(text) { return el("div", "sae-none", text); }
   function svg(tag, attrs) { const e = D.createElementNS(SVG, tag); for (const k in attrs) e.setAttribute(k, attrs[k]); return e; }
   function histogram(h) {
-    const s = section("Activation histogram");
+    const s = section("Activation histogram" + (h && h[2] === "log" ? " (log x)" : ""));
     s.classList.add("sae-hist");
     if (!h || !h[1] || !h[1].length) { s.append(none("no histogram")); return s; }
     const [edges, counts] = h, W = 420, H = 120, L = 34, B = 18, n = counts.length, cmax = Math.max(1, ...counts);
