@@ -55,11 +55,12 @@ def main(argv=None):
                 search_ms = page.evaluate("""() => { const q = document.getElementById('sae-q'); q.value = 'w17';
                     const t = performance.now(); document.getElementById('sae-sort').dispatchEvent(new Event('change'));
                     return performance.now() - t; }""")
-                ctx_ms = page.evaluate("""() => { const c = document.getElementById('sae-ctx'); c.checked = true;
-                    const t = performance.now(); c.dispatchEvent(new Event('change')); return performance.now() - t; }""")
                 n_hits = page.evaluate("window.saeDashboard.view().length")
+                # "search contexts" parses every chunk the first time (the worst case): time that parse
+                ctx_ms = page.evaluate("""() => { const d = window.saeDashboard, t = performance.now();
+                    for (let i = 0; i < d.n; i++) d.record(i); return performance.now() - t; }""")
                 runs.append({"ready_ms_since_navigation": ready_ms, "wall_s_goto_to_ready": wall, "open_last_feature_ms": open_ms,
-                             "search_ms": search_ms, "search_contexts_first_ms": ctx_ms, "hits_with_contexts": n_hits, "errors": errors})
+                             "search_ms": search_ms, "search_hits": n_hits, "parse_all_chunks_ms": ctx_ms, "errors": errors})
                 ctx.close()
         res["runs"] = runs
     res["ready_ms_median"] = sorted(r["ready_ms_since_navigation"] for r in runs)[len(runs) // 2]

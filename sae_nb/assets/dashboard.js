@@ -301,7 +301,7 @@
     if (f0 !== null) showFeature(f0);
     else if (view.length) showFeature(IX.f[view[0]]);
     else $("sae-detail").replaceChildren(el("div", "sae-empty", "This dashboard holds no features."));
-    window.saeDashboard = { ready: performance.now(), n: N, show: showFeature, view: () => view.map((i) => IX.f[i]) };
+    window.saeDashboard = { ready: performance.now(), n: N, show: showFeature, record, view: () => view.map((i) => IX.f[i]) };
     D.body.dataset.ready = "1";
   } catch (e) { fail(e && e.stack ? e.stack : String(e)); }
 })();
