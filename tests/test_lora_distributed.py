@@ -75,3 +75,25 @@ def test_spawned_processes(setup, tmp_path):
                      metadata=dict(data_path=str(d/"texts.json")))
     assert_same(p, ref)
     assert sorted(x.name for x in p.parent.iterdir()) == [ACTIVATIONS_FILE]
+
+
+def test_torchrun_training_two_ranks(setup, tmp_path):
+    "sae-lora train under torchrun: ranks get equal shares of an odd number of rows (no hang), rank 0 writes the export once."
+    d, base, adapter, ref = setup
+    script = tmp_path/"lora.py"
+    script.write_text("from sae_nb.lora import lora_main\nraise SystemExit(lora_main())\n")
+    n = read_lora_info(ref).n_tokens
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script), "train",
+           "--activations", str(ref), "--all-adapters", "--output-dir", str(tmp_path/"out"), "--expansion-factor", "2", "--k", "4",
+           "--batch-size", "7", "--num-epochs", "2", "--device", "cpu", "--quiet"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path/"out"/"trained_sae_adapters_g-u-d-q-k-v-o"
+    assert r.stdout.count("wrote ") == 1 and str(out) in r.stdout
+    from sae_nb.sae import load_sae
+    sae, hist = load_sae(out, load_history=True)
+    assert sae.cfg.d_in == 2*7*2 and len(hist["loss"]) == 2
+    steps = -(-(n // 2) // 7)                                       # each rank: n//2 rows in batches of 7
+    assert hist["step"][-1] == 2 * steps, (hist["step"], n)
+    assert json.loads((out/"lora.json").read_text())["n_tokens"] == n
