@@ -277,6 +277,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'sae_nb.cli.load_config_from_args': ('cli.html#load_config_from_args', 'sae_nb/cli.py'),
                             'sae_nb.cli.load_texts': ('cli.html#load_texts', 'sae_nb/cli.py'),
                             'sae_nb.cli.lora_capture_main': ('cli.html#lora_capture_main', 'sae_nb/cli.py'),
+                            'sae_nb.cli.lora_main': ('cli.html#lora_main', 'sae_nb/cli.py'),
                             'sae_nb.cli.model_card': ('cli.html#model_card', 'sae_nb/cli.py'),
                             'sae_nb.cli.qwen3_parser': ('cli.html#qwen3_parser', 'sae_nb/cli.py'),
                             'sae_nb.cli.run_cli': ('cli.html#run_cli', 'sae_nb/cli.py'),
