@@ -31,7 +31,7 @@ def main(argv=None):
     ap.add_argument("--batches", type=int, default=20, help="batches per timed run")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--arch", default="batch_topk")
-    ap.add_argument("--expansion", type=float, default=8)
+    ap.add_argument("--expansion", type=float, default=4)
     ap.add_argument("--top-k", type=int, default=32)
     ap.add_argument("--activation-batch-size", type=int, default=None, help="sequences per SAE chunk (default: whole batch)")
     ap.add_argument("--amp", action="store_true", help="use_amp (bf16 on CPU, fp16 on CUDA)")

@@ -684,6 +684,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'sae_nb.sae.BatchTopKSAE._on_selected': ('sae.html#batchtopksae._on_selected', 'sae_nb/sae.py'),
                             'sae_nb.sae.BatchTopKSAE._selects': ('sae.html#batchtopksae._selects', 'sae_nb/sae.py'),
                             'sae_nb.sae.BatchTopKSAE.activation': ('sae.html#batchtopksae.activation', 'sae_nb/sae.py'),
+                            'sae_nb.sae.BatchTopKSAE.calibrate_threshold': ('sae.html#batchtopksae.calibrate_threshold', 'sae_nb/sae.py'),
                             'sae_nb.sae.BatchTopKSAE.select': ('sae.html#batchtopksae.select', 'sae_nb/sae.py'),
                             'sae_nb.sae.BatchTopKSAE.update_threshold': ('sae.html#batchtopksae.update_threshold', 'sae_nb/sae.py'),
                             'sae_nb.sae.JumpReLUFn': ('sae.html#jumprelufn', 'sae_nb/sae.py'),
