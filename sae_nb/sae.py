@@ -13,15 +13,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
+from torch.autograd.function import once_differentiable
 from safetensors.torch import load_file, save_file
 
 from .config import DTYPES, SAEConfig, atomic_dir, dtype_name
 
 # %% auto #0
 __all__ = ['SAE_CLASSES', 'WEIGHTS_FILE', 'LEGACY_WEIGHTS_FILE', 'CONFIG_FILE', 'HISTORY_FILE', 'SAELENS_CFG_FILE',
-           'SAELENS_WEIGHTS_FILE', 'SAEOutput', 'SAE', 'TopKSAE', 'BatchTopKSAE', 'JumpReLUFn', 'StepFn', 'JumpReLUSAE',
-           'make_sae', 'consecutive_pairs', 'temporal_smoothness_loss', 'synthetic_activations', 'load_sae',
-           'to_saelens', 'from_saelens']
+           'SAELENS_WEIGHTS_FILE', 'SAEOutput', 'SAE', 'TopKSAE', 'batch_topk_select', 'BatchTopKSAE', 'JumpReLUFn',
+           'StepFn', 'JumpReLUSAE', 'make_sae', 'consecutive_pairs', 'temporal_smoothness_loss', 'TopKIndex',
+           'SparsePreActs', 'SparseDecode', 'TopKLatents', 'synthetic_activations', 'load_sae', 'to_saelens',
+           'from_saelens']
 
 # %% ../nbs/02_sae.ipynb #cea79e29
 _EPS = 1e-8                        # guards every division by a norm (dead latents have zero-norm rows)
@@ -81,12 +83,16 @@ def normalize_decoder(self:SAE):
 
 # %% ../nbs/02_sae.ipynb #dbd6ebae
 @patch
-def pre_acts(self:SAE, x:torch.Tensor) -> torch.Tensor:
-    "Encoder pre-activations `(x - b_dec) @ W_enc + b_enc`, shape `[..., d_sae]`."
+def _check_d_in(self:SAE, x:torch.Tensor):
     if x.shape[-1] != self.d_in:
         raise ValueError(f"input has last dimension {x.shape[-1]} (shape {tuple(x.shape)}), but this SAE expects d_in={self.d_in}; "
                          f"pass activations of the hook it was trained on ({self.cfg.hook_spec})")
-    return (x.to(self.dtype) - self.b_dec) @ self.W_enc + self.b_enc
+
+@patch
+def pre_acts(self:SAE, x:torch.Tensor) -> torch.Tensor:
+    "Encoder pre-activations `(x - b_dec) @ W_enc + b_enc`, shape `[..., d_sae]`."
+    self._check_d_in(x)
+    return F.linear(x.to(self.dtype) - self.b_dec, self.W_enc.T, self.b_enc)
 
 @patch
 def activation(self:SAE, pre:torch.Tensor) -> torch.Tensor:
@@ -113,9 +119,18 @@ def forward(self:SAE, x:torch.Tensor) -> SAEOutput:
 # %% ../nbs/02_sae.ipynb #d1d9c106
 @patch
 @torch.no_grad()
-def update_inactive_features(self:SAE, features:torch.Tensor):
-    "Record which latents fired (are non-zero) in `features [..., d_sae]`: `ever_fired`, `num_batches_not_active`."
-    fired = features.reshape(-1, self.d_sae).ne(0).any(dim=0)
+def update_inactive_features(self:SAE, features:torch.Tensor|tuple|dict):
+    "Record which latents fired (are non-zero): `ever_fired`, `num_batches_not_active`."
+    # `features`: dense latents `[..., d_sae]`, a `(values, flat indices)` pair, or a `training_forward` output
+    if isinstance(features, dict):
+        features = features.get("topk") if features.get("topk") is not None else features.get("features")
+        if features is None: raise ValueError("this training_forward output has neither 'topk' nor 'features' (return_features=False on a dense "
+                                              "path); call training_forward with return_features=True")
+    if isinstance(features, (tuple, list)):
+        vals, flat = features
+        fired = torch.zeros(self.d_sae, dtype=torch.bool, device=self.device)
+        fired[flat[vals.detach() != 0] % self.d_sae] = True
+    else: fired = features.reshape(-1, self.d_sae).ne(0).any(dim=0)
     self.ever_fired |= fired
     self.num_batches_not_active += (~fired).long()
     self.num_batches_not_active[fired] = 0
@@ -144,6 +159,25 @@ def project_decoder_gradients(self:SAE):
     w = self.W_dec / self.W_dec.norm(dim=1, keepdim=True).clamp_min(_EPS)
     self.W_dec.grad -= (self.W_dec.grad * w).sum(dim=1, keepdim=True) * w
 
+# %% ../nbs/02_sae.ipynb #1c2e9120
+@patch
+@torch.no_grad()
+def initialize_b_dec(self:SAE, acts:torch.Tensor, # activations `[..., d_in]`, e.g. the first training batch
+                     method:str="geometric_median", # "geometric_median" (Weiszfeld iterations) or "mean"
+                     n_iter:int=50, # Weiszfeld iterations
+                    ) -> torch.Tensor:
+    "Set `b_dec` to the geometric median (or mean) of `acts`; return it."
+    self._check_d_in(acts)
+    x = acts.reshape(-1, self.d_in).to(self.device).float()
+    if method not in ("geometric_median", "mean"): raise ValueError(f"method={method!r}; use 'geometric_median' or 'mean'")
+    y = x.mean(0)
+    if method == "geometric_median":
+        for _ in range(n_iter):
+            w = 1 / (x - y).norm(dim=1).clamp_min(_EPS)
+            y = (w[:, None] * x).sum(0) / w.sum()
+    self.b_dec.copy_(y)
+    return self.b_dec
+
 # %% ../nbs/02_sae.ipynb #751adba3
 def _densify(values:torch.Tensor, flat_idx:torch.Tensor, like_ND:torch.Tensor) -> torch.Tensor:
     "Dense `[N, d_sae]` latents holding `values` at the flat indices `flat_idx`, zeros elsewhere (differentiable in `values`)."
@@ -152,8 +186,8 @@ def _densify(values:torch.Tensor, flat_idx:torch.Tensor, like_ND:torch.Tensor) -
 class TopKSAE(SAE):
     "Keeps the `top_k` largest latents of every row (Gao et al. 2024), with the AuxK loss for dead latents."
     architecture = "topk"
-    def select(self, pre_ND:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        "Kept `(values, flat indices into [N, d_sae])` for pre-activations `pre_ND`."
+    def select(self, pre_ND:torch.Tensor, scratch:Optional[torch.Tensor]=None) -> tuple[torch.Tensor, torch.Tensor]:
+        "Kept `(values, flat indices into [N, d_sae])` for pre-activations `pre_ND`, grouped by row (`scratch` is unused here)."
         vals, idx = pre_ND.topk(self.cfg.top_k, dim=-1, sorted=False)
         flat = idx + torch.arange(pre_ND.shape[0], device=idx.device).unsqueeze(1) * self.d_sae
         return (F.relu(vals) if self.cfg.use_relu else vals).flatten(), flat.flatten()
@@ -162,6 +196,45 @@ class TopKSAE(SAE):
         "Top-k per row of `pre [..., d_sae]`, as dense latents."
         pre_ND = pre.reshape(-1, self.d_sae)
         return _densify(*self.select(pre_ND), pre_ND).view(pre.shape)
+
+# %% ../nbs/02_sae.ipynb #0feaaf21
+_TOPK_SAMPLE = 1 << 16     # sample size for the batch top-k cut
+
+def _keep_top(x:torch.Tensor, cut:torch.Tensor, M:int, scratch:Optional[torch.Tensor]=None) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+    "The `M` largest of flat `x` given a `cut` at or below the M-th largest (ties: lowest indices); None if fewer than M reach it."
+    ge = torch.ge(x, cut, out=scratch[:x.numel()]) if scratch is not None else x >= cut
+    idx = ge.nonzero().squeeze(1)                                  # ascending
+    if idx.numel() < M: return None
+    vals = x.index_select(0, idx)                                  # (index_select: ~10x faster than x[idx] here)
+    if idx.numel() > M:
+        kth = vals.kthvalue(idx.numel() - M + 1).values            # the M-th largest
+        gt, eq = vals > kth, vals == kth
+        keep = gt | (eq & (eq.cumsum(0) <= M - gt.sum()))          # ties at the cut: the first ones
+        idx, vals = idx[keep], vals[keep]
+    return vals, idx
+
+# %% ../nbs/02_sae.ipynb #6e07ffdb
+def batch_topk_select(x_ND:torch.Tensor, # values `[N, d_sae]` (e.g. pre-activations)
+                      M:int, # how many to keep (top_k × N)
+                      scratch:Optional[torch.Tensor]=None, # optional reusable bool buffer of >= N·d_sae elements
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    "The exact `M` largest entries of `x_ND`: `(values, flat indices)`, indices ascending; ties go to the lowest index."
+    x = x_ND.reshape(-1); n = x.numel()
+    if M >= n: return x.clone(), torch.arange(n, device=x.device)
+    if M <= 0: return x[:0], torch.zeros(0, dtype=torch.long, device=x.device)
+    if n >= 8 * _TOPK_SAMPLE:
+        stride = n // _TOPK_SAMPLE
+        while math.gcd(stride, x_ND.shape[-1]) != 1: stride += 1     # a stride coprime with d_sae samples every latent
+        s = x[stride // 2::stride]
+        e = M / n * s.numel()                                        # expected sample values above the true cut
+        r = min(s.numel(), math.ceil(e + 4 * math.sqrt(e) + 2))      # ~4σ more: the cut is rarely too high
+        out = _keep_top(x, s.topk(r, sorted=False).values.min(), M, scratch)
+        if out is not None: return out
+    cut = x.nan_to_num(nan=-math.inf).topk(M, sorted=False).values.min()  # fallback: the exact M-th largest as the cut
+    out = _keep_top(x, cut, M, scratch)
+    if out is None:                                                  # fewer than M values are not NaN: what topk gives
+        v, i = x.topk(M, sorted=False); i, o = i.sort(); return v[o], i
+    return out
 
 # %% ../nbs/02_sae.ipynb #04c87e6f
 class BatchTopKSAE(TopKSAE):
@@ -172,10 +245,10 @@ class BatchTopKSAE(TopKSAE):
         self.register_buffer("threshold", torch.tensor(-1.0, device=torch.device(self.cfg.device)))   # < 0: not learned yet
         self._warned = False
 
-    def select(self, pre_ND:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        "Kept `(values, flat indices)`: the `top_k × N` largest of all `N × d_sae` (ReLU'd) pre-activations."
-        acts = F.relu(pre_ND) if self.cfg.use_relu else pre_ND
-        return acts.flatten().topk(self.cfg.top_k * pre_ND.shape[0], sorted=False)
+    def select(self, pre_ND:torch.Tensor, scratch:Optional[torch.Tensor]=None) -> tuple[torch.Tensor, torch.Tensor]:
+        "Kept `(values, ascending flat indices)`: the `top_k × N` largest of all `N × d_sae` pre-activations (then ReLU'd)."
+        vals, flat = batch_topk_select(pre_ND, self.cfg.top_k * pre_ND.shape[0], scratch)
+        return (F.relu(vals) if self.cfg.use_relu else vals), flat
 
 # %% ../nbs/02_sae.ipynb #be4f72df
 @patch
@@ -199,11 +272,26 @@ def activation(self:BatchTopKSAE, pre:torch.Tensor) -> torch.Tensor:
 @patch
 @torch.no_grad()
 def update_threshold(self:BatchTopKSAE, kept_values:torch.Tensor):
-    "Fold the smallest positive kept activation of a training batch into the threshold's moving average."
-    pos = kept_values[kept_values > 0]
-    if pos.numel() == 0: return
-    m = pos.min().float()
-    self.threshold.copy_(m if self.threshold < 0 else self.cfg.threshold_momentum * self.threshold + (1 - self.cfg.threshold_momentum) * m)
+    "Fold the smallest positive kept activation of a training batch into the threshold's moving average (no device sync)."
+    if kept_values.numel() == 0: return
+    m = torch.where(kept_values > 0, kept_values, float("inf")).min().float()      # inf: nothing positive was kept
+    mom = self.cfg.threshold_momentum
+    new = torch.where(self.threshold < 0, m, mom * self.threshold + (1 - mom) * m)
+    self.threshold.copy_(torch.where(torch.isfinite(m), new, self.threshold))
+
+# %% ../nbs/02_sae.ipynb #aed18625
+@patch
+@torch.no_grad()
+def calibrate_threshold(self:BatchTopKSAE, acts:torch.Tensor, # activations `[..., d_in]` like the training data (e.g. the last batches)
+                       ) -> float:
+    "Set the inference threshold to the batch top-k cut of `acts` (the smallest kept positive latent); return it."
+    pre = self.pre_acts(acts).reshape(-1, self.d_sae)
+    vals, _ = batch_topk_select(pre, self.cfg.top_k * pre.shape[0])
+    pos = vals[vals > 0]
+    if pos.numel() == 0: raise ValueError(f"none of the top_k × N = {vals.numel()} largest pre-activations of these {pre.shape[0]} rows is positive, "
+                                          "so no threshold keeps them; pass real activations (a training batch)")
+    self.threshold.fill_(pos.min().float())
+    return float(self.threshold)
 
 # %% ../nbs/02_sae.ipynb #13f5f646
 def _rectangle(u:torch.Tensor) -> torch.Tensor: return ((u > -0.5) & (u < 0.5)).to(u.dtype)
@@ -303,23 +391,153 @@ def temporal_smoothness_loss(features_ND:torch.Tensor, pairs:tuple[torch.Tensor,
     return (features_ND[j].float() - features_ND[i].float()).pow(2).mean()
 
 # %% ../nbs/02_sae.ipynb #2464b09b
+class TopKIndex:
+    "Positions of kept latents: flat indices into `[n_rows, d_sae]` grouped by row, with the groupings the sparse kernels use."
+    def __init__(self, flat:torch.Tensor, # flat indices `[M]`, grouped by row (ascending rows)
+                 n_rows:int, d_sae:int,
+                 per_row:Optional[int]=None, # exactly this many per row (TopK): no search for row starts
+                ):
+        self.flat, self.n_rows, self.d_sae = flat, n_rows, d_sae
+        self.rows = torch.div(flat, d_sae, rounding_mode="floor")
+        self.cols = flat - self.rows * d_sae
+        ar = torch.arange(n_rows, device=flat.device)
+        self.row_offsets = ar * per_row if per_row is not None else torch.searchsorted(self.rows, ar)
+        self._by_col = None
+
+    def by_col(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        "`(perm, rows[perm], offsets)`: the kept entries grouped by latent (stable sort: deterministic), computed once."
+        if self._by_col is None:
+            perm = self.cols.argsort(stable=True)
+            cols = self.cols.index_select(0, perm)
+            self._by_col = perm, self.rows.index_select(0, perm), torch.searchsorted(cols, torch.arange(self.d_sae, device=self.flat.device))
+        return self._by_col
+
+# %% ../nbs/02_sae.ipynb #f1277167
+def _bag(idx:torch.Tensor, table:torch.Tensor, offsets:torch.Tensor, weights:torch.Tensor) -> torch.Tensor:
+    "`Σ weights·table[idx]` per bag (`embedding_bag`, sum mode): one output row per offset."
+    return F.embedding_bag(idx, table, offsets, mode="sum", per_sample_weights=weights.to(table.dtype))
+
+def _sampled_dot(a_ND:torch.Tensor, b_FD:torch.Tensor, ix:TopKIndex) -> torch.Tensor:
+    "`a[row]·b[col]` at every kept position, `[M]`, without `[M, d]` temporaries (a sampled dense-dense matmul)."
+    M = ix.flat.numel()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")                            # "sparse CSR support is in beta"
+            crow = torch.cat([ix.row_offsets, ix.row_offsets.new_tensor([M])])
+            csr = torch.sparse_csr_tensor(crow, ix.cols, a_ND.new_zeros(M), size=(ix.n_rows, ix.d_sae))
+            return torch.sparse.sampled_addmm(csr, a_ND, b_FD.T, beta=0.0).values()
+    except (RuntimeError, NotImplementedError):                        # no SDDMM kernel for this dtype/device: gather in chunks
+        out = a_ND.new_empty(M)
+        for s in range(0, M, 8192):
+            out[s:s + 8192] = (a_ND[ix.rows[s:s + 8192]] * b_FD[ix.cols[s:s + 8192]]).sum(-1)
+        return out
+
+# %% ../nbs/02_sae.ipynb #a68469ed
+class SparsePreActs(torch.autograd.Function):
+    "Pre-activations at the kept positions, `[M]`; the backward touches only them: ∂W_enc, ∂b_enc, ∂b_dec (and ∂x) from k per row."
+    @staticmethod
+    def forward(ctx, pre_ND, xc_ND, x_ND, W_enc, b_enc, b_dec, ix:TopKIndex):
+        "`pre_ND` and `xc_ND = x_ND - b_dec` were computed without grad; gradients go to `x_ND`, `W_enc`, `b_enc`, `b_dec`."
+        ctx.ix = ix
+        ctx.save_for_backward(xc_ND, W_enc)
+        return pre_ND.reshape(-1).index_select(0, ix.flat)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        xc, W_enc = ctx.saved_tensors; ix = ctx.ix
+        need_x, need_W, need_b, need_bd = ctx.needs_input_grad[2:6]
+        g = g.to(W_enc.dtype)
+        gx = gW = gb = gbd = None
+        if need_W:
+            perm, rows_c, off_c = ix.by_col()
+            gW = _bag(rows_c, xc, off_c, g.index_select(0, perm)).T                       # Σ_n g·(x_n − b_dec) per latent, as [d_in, d_sae]
+        if need_b or need_bd: gb = g.new_zeros(ix.d_sae).index_add_(0, ix.cols, g)
+        if need_bd: gbd = -(W_enc @ gb)                                  # b_dec enters the encoder as x − b_dec
+        if need_x: gx = _bag(ix.cols, W_enc.T.contiguous(), ix.row_offsets, g)
+        return None, None, gx, gW, gb if need_b else None, gbd, None
+
+# %% ../nbs/02_sae.ipynb #174916bd
+class SparseDecode(torch.autograd.Function):
+    "`Σ_kept v·W_dec[j]` per row (`embedding_bag`), `[n_rows, d_in]` without `b_dec`; the backward touches only the kept latents."
+    @staticmethod
+    def forward(ctx, vals, W_dec, ix:TopKIndex):
+        ctx.ix = ix
+        ctx.save_for_backward(vals, W_dec)
+        return _bag(ix.cols, W_dec, ix.row_offsets, vals)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        vals, W_dec = ctx.saved_tensors; ix = ctx.ix
+        g = g.to(W_dec.dtype).contiguous()
+        gv = _sampled_dot(g, W_dec, ix).to(vals.dtype) if ctx.needs_input_grad[0] else None
+        gW = None
+        if ctx.needs_input_grad[1]:
+            perm, rows_c, off_c = ix.by_col()
+            gW = _bag(rows_c, g, off_c, vals.index_select(0, perm))                       # Σ_n v·g_n per latent
+        return gv, gW, None
+
+# %% ../nbs/02_sae.ipynb #7a60d11c
+class TopKLatents(NamedTuple):
+    "Top-k latents kept sparse: `values [M]` (on the autograd graph) at flat `indices [M]` into `[n_rows, d_sae]`, grouped by row."
+    values: torch.Tensor
+    indices: torch.Tensor
+    n_rows: int
+    d_sae: int
+    def dense(self) -> torch.Tensor:
+        "The dense `[n_rows, d_sae]` latents, differentiable in `values`."
+        return self.values.new_zeros(self.n_rows * self.d_sae).scatter(0, self.indices, self.values).view(self.n_rows, self.d_sae)
+
 @patch
-def _train_forward(self:SAE, x_ND:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    "Pre-activations, dense latents and reconstruction of rows `x_ND`; the slot for a sparse training path."
+def _workspace(self:SAE, name:str, shape:tuple, dtype:torch.dtype) -> torch.Tensor:
+    "A scratch tensor reused across steps on CPU (a fresh 64 MB tensor costs ~40 ms of page faults every step); never saved."
+    n = math.prod(shape)
+    if self.device.type != "cpu": return torch.empty(shape, dtype=dtype, device=self.device)   # the caching allocator reuses
+    ws = self.__dict__.setdefault("_ws", {})
+    t = ws.get(name)
+    if t is None or t.numel() < n or t.dtype != dtype: t = ws[name] = torch.empty(n, dtype=dtype)
+    return t[:n].view(shape)
+
+@patch
+def train(self:SAE, mode:bool=True):
+    "`nn.Module.train`; leaving training mode also frees the training scratch tensors."
+    if not mode: self.__dict__.pop("_ws", None)
+    return super(SAE, self).train(mode)
+
+# %% ../nbs/02_sae.ipynb #9b762069
+@patch
+def _train_forward(self:SAE, x_ND:torch.Tensor, dense:bool=False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "Pre-activations, latents and reconstruction of rows `x_ND` (always dense for this class)."
     pre = self.pre_acts(x_ND)
     f = self.activation(pre)
     return pre, f, self.decode(f)
 
 @patch
-def _train_forward(self:TopKSAE, x_ND:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    "As `SAE._train_forward`, built from the selected `(values, indices)`."
+def _train_forward(self:TopKSAE, x_ND:torch.Tensor, dense:bool=False):
+    "The sparse path (`TopKLatents`), or with `dense=True` the dense reference built from the same selection."
+    if not self._selects(): return SAE._train_forward(self, x_ND)      # BatchTopK in eval mode: the threshold
+    if not dense: return self._sparse_train_forward(x_ND)
     pre = self.pre_acts(x_ND)
-    if not self._selects(): f = self.activation(pre)                 # BatchTopK in eval mode: the threshold
-    else:
-        vals, idx = self.select(pre)
-        self._on_selected(vals)
-        f = _densify(vals, idx, pre)
+    vals, idx = self.select(pre)
+    self._on_selected(vals)
+    f = _densify(vals, idx, pre)
     return pre, f, self.decode(f)
+
+@patch
+def _sparse_train_forward(self:TopKSAE, x_ND:torch.Tensor) -> tuple[torch.Tensor, TopKLatents, torch.Tensor]:
+    "Dense encoder without autograd, the selection, then only the kept latents: `(pre, TopKLatents, x_recon)`."
+    self._check_d_in(x_ND)
+    N, x_ND = x_ND.shape[0], x_ND.to(self.dtype)
+    with torch.no_grad():
+        xc = x_ND - self.b_dec
+        pre = torch.addmm(self.b_enc, xc, self.W_enc, out=self._workspace("pre", (N, self.d_sae), self.dtype))
+        _, flat = self.select(pre, self._workspace("mask", (N * self.d_sae,), torch.bool))
+    ix = TopKIndex(flat, N, self.d_sae, per_row=None if isinstance(self, BatchTopKSAE) else self.cfg.top_k)
+    v = SparsePreActs.apply(pre, xc, x_ND, self.W_enc, self.b_enc, self.b_dec, ix)
+    if self.cfg.use_relu: v = F.relu(v)
+    self._on_selected(v.detach())
+    return pre, TopKLatents(v, flat, N, self.d_sae), SparseDecode.apply(v, self.W_dec, ix) + self.b_dec
 
 @patch
 def _selects(self:TopKSAE) -> bool: return True
@@ -346,19 +564,35 @@ def _sparsity_loss(self:JumpReLUSAE, pre, f):
 
 # %% ../nbs/02_sae.ipynb #61529c3f
 @patch
-def _aux_loss(self:SAE, x_ND, x_recon, pre): return None            # only the top-k classes revive dead latents
+def _aux_loss(self:SAE, x_ND, x_recon, pre, f=None): return None    # only the top-k classes revive dead latents
 
 @patch
-def _aux_loss(self:TopKSAE, x_ND, x_recon, pre):
+def _aux_loss(self:TopKSAE, x_ND, x_recon, pre, f=None):
     "AuxK: reconstruct the residual from the `top_k_aux` largest dead latents of each row (Gao et al. 2024, App. B.1)."
     dead = self.dead_mask()
     n_dead = int(dead.sum())
     if n_dead == 0 or self.cfg.aux_penalty == 0: return None
-    vals, idx = pre[:, dead].topk(min(self.cfg.top_k_aux, n_dead), dim=-1, sorted=False)
+    ka = min(self.cfg.top_k_aux, n_dead)
+    residual = (x_ND.to(x_recon.dtype) - x_recon).detach()         # the dead latents explain what the live ones missed
+    if isinstance(f, TopKLatents): return self._sparse_aux_loss(x_ND, pre, dead, ka, residual)
+    vals, idx = pre[:, dead].topk(ka, dim=-1, sorted=False)
     vals = F.relu(vals) if self.cfg.use_relu else vals
     acts = torch.zeros_like(pre[:, :n_dead]).scatter(-1, idx, vals)
-    residual = (x_ND.to(x_recon.dtype) - x_recon).detach()         # the dead latents explain what the live ones missed
     return F.mse_loss((acts @ self.W_dec[dead]).float(), residual.float())
+
+@patch
+def _sparse_aux_loss(self:TopKSAE, x_ND, pre, dead, ka, residual):
+    "AuxK on the sparse path: the same selection among the dead latents, decoded and differentiated sparsely."
+    N, dead_ids = pre.shape[0], dead.nonzero().squeeze(1)
+    x_ND = x_ND.to(self.dtype)
+    with torch.no_grad():
+        j = pre.index_select(1, dead_ids).topk(ka, dim=-1, sorted=False).indices
+        flat = (dead_ids[j] + torch.arange(N, device=pre.device)[:, None] * self.d_sae).flatten()
+        xc = x_ND - self.b_dec
+    ix = TopKIndex(flat, N, self.d_sae, per_row=ka)
+    v = SparsePreActs.apply(pre, xc, x_ND, self.W_enc, self.b_enc, self.b_dec, ix)
+    if self.cfg.use_relu: v = F.relu(v)
+    return F.mse_loss(SparseDecode.apply(v, self.W_dec, ix).float(), residual.float())
 
 # %% ../nbs/02_sae.ipynb #7cbfbf95
 @patch
@@ -380,24 +614,27 @@ def training_forward(self:SAE, x:torch.Tensor, # activations `[N, d_in]` or `[B,
                      mask:Optional[torch.Tensor]=None, # bool x.shape[:-1]: real tokens (False = padding, left out)
                      seq_starts:Optional[torch.Tensor]=None, # bool x.shape[:-1]: first token of each sequence (temporal loss on flat rows)
                      l1_coefficient:Optional[float]=None, # overrides cfg.l1_coefficient (e.g. the training config's)
+                     dense:bool=False, # top-k classes: the dense reference path instead of the sparse one (same values and gradients)
+                     return_features:bool=True, # put the dense latents in out["features"]; False: None (read out["topk"] instead)
                     ) -> dict:
     "Forward pass for training: the `loss` tensor to backpropagate plus every component (see the table)."
     c, lead = self.cfg, x.shape[:-1]
     _check_aux_input("mask", mask, lead); _check_aux_input("seq_starts", seq_starts, lead)
     x_ND = x.reshape(-1, x.shape[-1])
     if mask is not None: mask = mask.to(device=x.device, dtype=torch.bool); x_ND = x_ND[mask.reshape(-1)]
-    pre, f, x_recon = self._train_forward(x_ND)
+    pre, f, x_recon = self._train_forward(x_ND, dense=dense)
+    fd = f.dense() if isinstance(f, TopKLatents) and (probe_labels is not None or c.temporal_smoothness_coeff > 0) else f
     terms = {"recon_loss": F.mse_loss(x_recon.float(), x_ND.to(x_recon.dtype).float())}
     terms["sparsity_loss"] = self._sparsity_loss(pre, f)
-    terms["aux_loss"] = self._aux_loss(x_ND, x_recon, pre)
+    terms["aux_loss"] = self._aux_loss(x_ND, x_recon, pre, f)
     terms["decorr_loss"] = self.decorrelation_loss() if c.decorrelation_coeff > 0 else None
-    terms["probe_loss"] = self._probe_loss(f, self._probe_targets(probe_labels, lead, mask)) if probe_labels is not None else None
+    terms["probe_loss"] = self._probe_loss(fd, self._probe_targets(probe_labels, lead, mask)) if probe_labels is not None else None
     if c.temporal_smoothness_coeff > 0:
         pairs = consecutive_pairs(tuple(lead), mask, seq_starts, device=x.device)
         if pairs is None: raise ValueError("temporal_smoothness_coeff > 0 needs [B, S, d_in] input, or seq_starts (bool, True at each sequence's first row) for flat rows")
-        terms["temporal_loss"] = temporal_smoothness_loss(f, pairs)
+        terms["temporal_loss"] = temporal_smoothness_loss(fd, pairs)
     else: terms["temporal_loss"] = None
-    return self._assemble(x, mask, x_recon, f, terms, c.l1_coefficient if l1_coefficient is None else l1_coefficient)
+    return self._assemble(x, mask, x_recon, f, terms, c.l1_coefficient if l1_coefficient is None else l1_coefficient, return_features)
 
 # %% ../nbs/02_sae.ipynb #02987bc4
 @patch
@@ -410,7 +647,7 @@ def _probe_targets(self:SAE, labels, lead, mask):
     return labels if mask is None else labels[mask.reshape(-1)]
 
 @patch
-def _assemble(self:SAE, x, mask, x_recon, f, terms, l1c) -> dict:
+def _assemble(self:SAE, x, mask, x_recon, f, terms, l1c, return_features=True) -> dict:
     "Weight and sum the loss terms; put the outputs back in the input's shape."
     c = self.cfg
     w = dict(recon_loss=c.reconstruction_coeff, sparsity_loss=l1c, aux_loss=c.aux_penalty, decorr_loss=c.decorrelation_coeff,
@@ -420,15 +657,25 @@ def _assemble(self:SAE, x, mask, x_recon, f, terms, l1c) -> dict:
         if k != "recon_loss" and v is not None and w[k] != 0: loss = loss + w[k] * v
     zero = torch.zeros((), device=x_recon.device)
     out = {"loss": loss, **{k: zero if v is None else v.detach().float() for k, v in terms.items()}}
-    out["l1_loss"] = f.detach().float().abs().mean()
-    out["l0"] = f.detach().ne(0).sum(-1).float().mean()
-    lead = x.shape[:-1]
-    if mask is None: out["x_recon"], out["features"] = x_recon.view(*lead, self.d_in), f.view(*lead, self.d_sae)
+    lead, n_all = x.shape[:-1], math.prod(x.shape[:-1])
+    rows = None if mask is None else mask.reshape(-1).nonzero().squeeze(1)
+    if rows is None: out["x_recon"] = x_recon.view(*lead, self.d_in)
+    else: out["x_recon"] = x.reshape(-1, self.d_in).to(x_recon.dtype).detach().index_put((rows,), x_recon).view(*lead, self.d_in)
+    if isinstance(f, TopKLatents): out.update(self._sparse_outputs(f, rows, lead, n_all, return_features))
     else:
-        rows = mask.reshape(-1).nonzero().squeeze(1)
-        x_full = x.reshape(-1, self.d_in).to(x_recon.dtype).detach()
-        out["x_recon"] = x_full.index_put((rows,), x_recon).view(*lead, self.d_in)
-        out["features"] = f.new_zeros(x_full.shape[0], self.d_sae).index_put((rows,), f).view(*lead, self.d_sae)
+        out["l1_loss"] = f.detach().float().abs().mean()
+        out["l0"] = f.detach().ne(0).sum(-1).float().mean()
+        out["topk"], out["features"] = None, None
+        if return_features: out["features"] = (f if rows is None else f.new_zeros(n_all, self.d_sae).index_put((rows,), f)).view(*lead, self.d_sae)
+    return out
+
+@patch
+def _sparse_outputs(self:SAE, f:TopKLatents, rows, lead, n_all, return_features) -> dict:
+    "`l1_loss`, `l0`, `topk` and (when asked) the dense `features` from sparse latents, without an `[N, d_sae]` pass."
+    v = f.values.detach().float()
+    flat = f.indices if rows is None else rows[f.indices // self.d_sae] * self.d_sae + f.indices % self.d_sae   # into all rows
+    out = {"l1_loss": v.abs().sum() / (f.n_rows * self.d_sae), "l0": v.ne(0).sum().float() / f.n_rows, "topk": (f.values, flat)}
+    out["features"] = f.values.new_zeros(n_all * self.d_sae).scatter(0, flat, f.values).view(*lead, self.d_sae) if return_features else None
     return out
 
 # %% ../nbs/02_sae.ipynb #7a5e4199
