@@ -12,11 +12,11 @@ ARCHS = list(SAE_CLASSES)
 SAELENS_ARCH = {"standard": "standard", "topk": "topk", "batch_topk": "jumprelu", "jumprelu": "jumprelu"}
 
 
-def trained_like(arch, dtype="float32", d_in=16, d_sae=64):
+def trained_like(arch, dtype="float32", d_in=16, d_sae=64, **kw):
     "An SAE with non-trivial biases, decoder norms and thresholds, in eval mode."
     torch.manual_seed(0)
-    sae = make_sae(SAEConfig(d_in=d_in, d_sae=d_sae, architecture=arch, top_k=8 if "topk" in arch else None, device="cpu", dtype=dtype,
-                             hook_layer=5, model_name="Qwen/Qwen3-0.6B", prepend_bos=True, context_size=128))
+    meta = dict(hook_layer=5, model_name="Qwen/Qwen3-0.6B", prepend_bos=True, context_size=128) | kw
+    sae = make_sae(SAEConfig(d_in=d_in, d_sae=d_sae, architecture=arch, top_k=8 if "topk" in arch else None, device="cpu", dtype=dtype, **meta))
     with torch.no_grad():
         sae.b_enc.normal_(0, 0.1); sae.b_dec.normal_(0, 0.5)
         if arch == "batch_topk": sae.threshold.fill_(0.15)
@@ -105,3 +105,35 @@ def test_zero_norm_rows_export_without_nan(tmp_path):
     theirs = lens(to_saelens(ours, tmp_path/"z"), fold_W_dec_norm=True)
     x = torch.randn(32, 16)
     with torch.no_grad(): assert torch.isfinite(theirs(x)).all()
+
+
+@pytest.fixture(scope="module")
+def tiny_models():
+    "Our tiny Qwen3-architecture model and a HookedSAETransformer holding the same weights (and tokenizer)."
+    from sae_nb.models import tiny_random_model
+    model = tiny_random_model(seed=0).eval()
+    hooked = sae_lens.HookedSAETransformer(model.cfg, tokenizer=model.tokenizer)
+    hooked.load_state_dict(model.state_dict())
+    return model, hooked.eval()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_hooked_sae_transformer_splice(arch, tiny_models, tmp_path):
+    "Our export spliced into HookedSAETransformer: with the error term the logits are the model's; without it, those of our own splice of sae(x)."
+    model, hooked = tiny_models
+    hook = "blocks.0.hook_resid_post"
+    ours = trained_like(arch, d_in=model.cfg.d_model, d_sae=256, hook_layer=0, model_name=model.cfg.model_name, prepend_bos=False)
+    with torch.no_grad(): ours.b_dec.normal_(0, 0.05)
+    theirs = lens(to_saelens(ours, tmp_path/arch))
+    assert (theirs.cfg.metadata.hook_name, theirs.cfg.metadata.model_name) == (hook, model.cfg.model_name)
+    tokens = torch.randint(0, model.cfg.d_vocab, (3, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        clean = model(tokens)
+        torch.testing.assert_close(hooked(tokens), clean)                         # same weights: same model
+        with_error = hooked.run_with_saes(tokens, saes=[theirs], use_error_term=True)
+        spliced = hooked.run_with_saes(tokens, saes=[theirs], use_error_term=False)
+        own = model.run_with_hooks(tokens, fwd_hooks=[(hook, lambda act, hook: ours(act).x_recon)])
+    assert hooked.acts_to_saes == {}                                              # run_with_saes removed it again
+    torch.testing.assert_close(with_error, clean, atol=1e-4, rtol=1e-4)          # the error term restores the activations exactly
+    assert (spliced - clean).abs().max() > 1e-2                                   # the SAE was really spliced in (it changes the logits)
+    torch.testing.assert_close(spliced, own, atol=1e-4, rtol=1e-4)               # SAELens's splice == ours
