@@ -465,6 +465,13 @@ def unigram_loss(train_tokens:torch.Tensor, tokens:torch.Tensor, vocab_size:int,
     return -logp[_windows(tokens, seq_len)[:, 1:]].mean().item()
 
 # %% ../nbs/01_models.ipynb #0efbb3ef
+def _idle_threads() -> int:
+    "Threads for CPU training: torch's thread count, capped at the cores not busy with other processes."
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(torch.get_num_threads(), cores, int(cores - busy + 0.5)))
+
+# %% ../nbs/01_models.ipynb #5d6469a5
 def train_embedded_model(out_dir:str|Path, # where to write the model (atomically; replaced if it exists)
                          n_layers:int=4, # transformer blocks
                          d_model:int=192, # residual width
@@ -478,9 +485,17 @@ def train_embedded_model(out_dir:str|Path, # where to write the model (atomicall
                          lr:float=3e-3, # peak learning rate
                          weight_decay:float=0.1, # AdamW decay on matrices
                          seed:int=0, # initialisation and data order
+                         threads:int|None=None, # torch CPU threads while training; None = the cores other processes leave idle
                          progress:bool=True, # tqdm progress bar
                         ) -> Path:
     "Pretrain a small Qwen3 on the embedded corpus; write model, tokenizer and `training_stats.json`."
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or _idle_threads())
+    try: return _train_embedded(Path(out_dir), n_layers, d_model, n_heads, n_kv_heads, d_mlp, vocab_size, seq_len, batch_size, steps, lr, weight_decay, seed, progress)
+    finally: torch.set_num_threads(old_threads)
+
+def _train_embedded(out_dir, n_layers, d_model, n_heads, n_kv_heads, d_mlp, vocab_size, seq_len, batch_size, steps, lr, weight_decay, seed, progress) -> Path:
+    "The training run of `train_embedded_model`."
     from transformers import Qwen3ForCausalLM
     t_start = time.time()
     tok = embedded_tokenizer(vocab_size)
