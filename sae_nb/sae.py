@@ -531,7 +531,8 @@ def _sparse_train_forward(self:TopKSAE, x_ND:torch.Tensor) -> tuple[torch.Tensor
     N, x_ND = x_ND.shape[0], x_ND.to(self.dtype)
     with torch.no_grad():
         xc = x_ND - self.b_dec
-        pre = torch.addmm(self.b_enc, xc, self.W_enc, out=self._workspace("pre", (N, self.d_sae), self.dtype))
+        if torch.is_autocast_enabled(xc.device.type): pre = F.linear(xc, self.W_enc.T, self.b_enc)   # AMP: the autocast dtype
+        else: pre = torch.addmm(self.b_enc, xc, self.W_enc, out=self._workspace("pre", (N, self.d_sae), self.dtype))
         _, flat = self.select(pre, self._workspace("mask", (N * self.d_sae,), torch.bool))
     ix = TopKIndex(flat, N, self.d_sae, per_row=None if isinstance(self, BatchTopKSAE) else self.cfg.top_k)
     v = SparsePreActs.apply(pre, xc, x_ND, self.W_enc, self.b_enc, self.b_dec, ix)
