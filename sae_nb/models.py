@@ -126,13 +126,13 @@ CORPUS_VERSION = 1   # bump when the recipe changes; it is part of the cache key
 
 _WALK = (_literal, _signature, _own_doc, _quiet_import, _module_doc, _clean, _pieces, _chunk, _stdlib_texts)
 
-def _build_corpus() -> list[str]:
+def _build_corpus(python:str=sys.executable) -> list[str]:
     "Run `_stdlib_texts` in a fresh isolated interpreter (`python -I -S`) so that no loaded package changes the texts."
     import subprocess
     code = "\n".join(["import contextlib, importlib, inspect, io, json, re, sys, warnings",
                       f"_SKIP_MODULES = {sorted(_SKIP_MODULES)!r}", f"_UNDERLINE = re.compile({_UNDERLINE.pattern!r})",
                       *(inspect.getsource(f) for f in _WALK), "sys.stdout.write(json.dumps(_stdlib_texts()))"])
-    r = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=600,
+    r = subprocess.run([python, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=600,
                        stdin=subprocess.DEVNULL, cwd=tempfile.gettempdir())
     if r.returncode: raise RuntimeError(f"building the embedded corpus failed in a subprocess:\n{r.stderr[-2000:]}")
     return json.loads(r.stdout)
