@@ -25,10 +25,11 @@ from sae_nb.sae import make_sae
 def corpus(tokenizer, n_tokens: int) -> list[str]:
     "At least `n_tokens` tokens of text: the embedded corpus, repeated with a shift of a few characters per copy."
     base, out, total, copy = embedded_corpus("all"), [], 0, 0
-    lens = [len(x) for x in tokenizer(base, add_special_tokens=False)["input_ids"]]
     while total < n_tokens:
-        for t, n in zip(base, lens):
-            out.append(t[3 * copy:] if copy else t); total += n
+        texts = [t[3 * copy:] for t in base]
+        for t, ids in zip(texts, tokenizer(texts, add_special_tokens=False)["input_ids"]):
+            if not ids: continue
+            out.append(t); total += len(ids)
             if total >= n_tokens: break
         copy += 1
     return out
