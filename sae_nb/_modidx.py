@@ -855,6 +855,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'sae_nb.training._device': ('training.html#_device', 'sae_nb/training.py'),
                                  'sae_nb.training._distributed': ('training.html#_distributed', 'sae_nb/training.py'),
                                  'sae_nb.training._drop_sinks': ('training.html#_drop_sinks', 'sae_nb/training.py'),
+                                 'sae_nb.training._fired': ('training.html#_fired', 'sae_nb/training.py'),
                                  'sae_nb.training._frozen': ('training.html#_frozen', 'sae_nb/training.py'),
                                  'sae_nb.training._gather_json': ('training.html#_gather_json', 'sae_nb/training.py'),
                                  'sae_nb.training._keep_rows': ('training.html#_keep_rows', 'sae_nb/training.py'),
