@@ -9,6 +9,7 @@ Rows measured (rows/s of SAE training, same SAE, batch size and number of steps)
                      clip, Adam, normalize_decoder, update_inactive_features — no loop, no data loading
   loop_in_memory     train_on_activations over the same in-memory batches (the loop's own overhead)
   shards             train_on_shards reading the shards from disk (ActivationShardDataset: shuffle pool, batching)
+  shards_<n>workers  the same with n DataLoader worker processes reading and shuffling while the SAE trains
   ddp_1proc / ddp_2proc  train_on_shards under torchrun with 1 and 2 processes (gloo on CPU, NCCL on GPUs);
                      batch_size is per process, so 2 processes train 2x the rows per step
 The target for shards / sae_step_alone is >= 0.9. The shards are captured once (data.capture_activations) into --shard-dir.
@@ -56,18 +57,19 @@ def _sync(a):
 
 def bare_step(a, batches) -> float:
     "Seconds for --steps bare SAE steps over in-memory batches."
+    from sae_nb.sae import TopKSAE
     sae = _sae(a, batches[0].shape[1]).train()
-    opt = torch.optim.Adam(sae.parameters(), lr=1e-3)
+    opt, sparse = torch.optim.Adam(sae.parameters(), lr=1e-3), isinstance(sae, TopKSAE)
     def run(n):
         for i in range(n):
             x = batches[i % len(batches)]
-            out = sae.training_forward(x, l1_coefficient=0.01)
+            out = sae.training_forward(x, l1_coefficient=0.01, return_features=not sparse)   # top-k classes: no [N, d_sae] tensor
             out["loss"].backward()
             sae.project_decoder_gradients()
             torch.nn.utils.clip_grad_norm_(sae.parameters(), 1.0)
             opt.step(); opt.zero_grad(set_to_none=True)
             sae.normalize_decoder()
-            sae.update_inactive_features(out["features"])
+            sae.update_inactive_features(out)
         _sync(a)
     run(3)
     t0 = time.perf_counter(); run(a.steps); return time.perf_counter() - t0
@@ -81,13 +83,13 @@ def loop_in_memory(a, batches) -> float:
     _sync(a); return time.perf_counter() - t0
 
 
-def shards(a, shard_dir) -> float:
+def shards(a, shard_dir, workers=0) -> float:
     from sae_nb.training import train_on_shards
     from sae_nb.data import read_manifest
     d_in = read_manifest(shard_dir)["d_in"]
-    train_on_shards(_sae(a, d_in), shard_dir, _cfg(a, max_steps=3), save_best=False, progress=False)
+    train_on_shards(_sae(a, d_in), shard_dir, _cfg(a, max_steps=3, num_dataloader_workers=workers), save_best=False, progress=False)
     t0 = time.perf_counter()
-    train_on_shards(_sae(a, d_in), shard_dir, _cfg(a), save_best=False, progress=False)
+    train_on_shards(_sae(a, d_in), shard_dir, _cfg(a, num_dataloader_workers=workers), save_best=False, progress=False)
     _sync(a); return time.perf_counter() - t0
 
 
@@ -128,6 +130,7 @@ def main(argv=None):
     ap.add_argument("--expansion", type=float, default=8)
     ap.add_argument("--top-k", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=1, help="also time train_on_shards with this many DataLoader workers reading the shards (0: skip)")
     ap.add_argument("--no-ddp", action="store_true")
     ap.add_argument("--out", default=None)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -146,6 +149,7 @@ def main(argv=None):
     med = lambda f: statistics.median(f() for _ in range(a.repeats))
     secs = {"sae_step_alone": med(lambda: bare_step(a, batches)), "loop_in_memory": med(lambda: loop_in_memory(a, batches)),
             "shards": med(lambda: shards(a, shard_dir))}
+    if a.workers: secs[f"shards_{a.workers}workers"] = med(lambda: shards(a, shard_dir, a.workers))
     rows = {k: a.steps * a.batch_size / v for k, v in secs.items()}
     if not a.no_ddp:
         for n in (1, 2):
