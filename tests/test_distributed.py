@@ -26,6 +26,9 @@ from sae_nb.sae import make_sae, synthetic_activations
 from sae_nb.training import init_distributed, is_main_process, train_on_activations, train_sae
 
 a = json.loads(sys.argv[1])
+if a["mode"] == "shards":                                        # built before the process group exists (as a CLI might)
+    from sae_nb.data import ActivationShardDataset
+    shard_ds = ActivationShardDataset(a["shards"], batch_size=32, seed=0)
 rank, world = init_distributed()
 assert world == 2, world
 out = Path(a["out"])
@@ -59,6 +62,12 @@ elif a["mode"] == "text":                                        # 13 windows on
     vds = WindowedTextDataset(embedded_corpus("val")[:2], model.tokenizer, 32, random_crop=False, progress=False)
     dl = make_dataloader(ds, tcfg, shuffle=True, pad_token_id=0)
     hist = train_sae(sae, model, dl, tcfg, val_loader=make_dataloader(vds, tcfg, shuffle=False), checkpoint_dir=a.get("ckpt"), progress=False)
+elif a["mode"] == "shards":
+    from sae_nb.training import train_on_shards
+    torch.manual_seed(0)
+    sae = make_sae(SAEConfig(d_in=64, d_sae=256, top_k=8, hook_layer=0, device="cpu"))
+    hist = train_on_shards(sae, shard_ds, TrainingConfig(num_epochs=2, batch_size=32, use_end_to_end=False, device="cpu", seed=0),
+                           checkpoint_dir=a.get("ckpt"), progress=False)
 save_file({k: v.contiguous() for k, v in sae.state_dict().items()}, str(out/f"rank{rank}.safetensors"))
 if is_main_process(): (out/"history.json").write_text(json.dumps(hist))
 print(f"rank {rank} finished")
@@ -162,3 +171,16 @@ def test_on_the_fly_end_to_end_under_torchrun(tmp_path):
     w0, w1 = _weights(tmp_path/"rank0.safetensors"), _weights(tmp_path/"rank1.safetensors")
     for k in w0: assert torch.equal(w0[k], w1[k]), k
     assert (tmp_path/"ck"/"checkpoint_epoch2.pt").is_dir()
+
+
+def test_shards_under_torchrun_each_rank_reads_its_half(tmp_path):
+    from sae_nb.models import tiny_random_model, embedded_corpus
+    from sae_nb.data import capture_activations, read_manifest
+    shards = capture_activations(tiny_random_model(seed=0), embedded_corpus("train")[:16], "blocks.0.hook_resid_post", tmp_path/"shards",
+                                 tokens_per_shard=1000, max_length=48, progress=False)
+    _torchrun(tmp_path, {"mode": "shards", "out": str(tmp_path), "shards": str(shards), "ckpt": str(tmp_path/"ck")})
+    hist = json.loads((tmp_path/"history.json").read_text())
+    per_epoch = sum(s["rows"] // 2 * 2 for s in read_manifest(shards)["shards"])     # each rank reads its half of every shard, once
+    assert hist["tokens"] == [per_epoch, 2 * per_epoch], (hist["tokens"], per_epoch)
+    w0, w1 = _weights(tmp_path/"rank0.safetensors"), _weights(tmp_path/"rank1.safetensors")
+    for k in w0: assert torch.equal(w0[k], w1[k]), k
