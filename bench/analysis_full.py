@@ -46,14 +46,14 @@ def train_sae(model, hook: str, d_sae: int, k: int, steps: int, batch_tokens: in
     acts = torch.cat([get_activations(model, rows[i:i + 32], hook).reshape(-1, model.cfg.d_model) for i in range(0, len(rows), 32)])
     sae.b_dec.data = acts.mean(0)
     opt = torch.optim.Adam(sae.parameters(), lr=1e-3)
-    hist = {"loss": [], "recon_loss": [], "dead_feature_percentage": []}
+    hist = {"step": [], "loss": [], "recon_loss": [], "dead_feature_percentage": []}
     for s in range(steps):
         x = acts[torch.randint(0, len(acts), (batch_tokens,))]
         out = sae.training_forward(x)
         opt.zero_grad(); out["loss"].backward(); sae.project_decoder_gradients(); opt.step(); sae.normalize_decoder()
         sae.update_inactive_features(out["features"])
         if s % 10 == 9 or s == steps - 1:
-            hist["loss"].append(out["loss"].item()); hist["recon_loss"].append(out["recon_loss"].item())
+            hist["step"].append(s + 1); hist["loss"].append(out["loss"].item()); hist["recon_loss"].append(out["recon_loss"].item())
             hist["dead_feature_percentage"].append(100 * sae.dead_mask().float().mean().item())
     return sae.eval(), hist
 
