@@ -5,6 +5,7 @@
 # %% ../nbs/03_data.ipynb #7e11f6be
 from __future__ import annotations
 import hashlib, html, json, os, re, shutil, time, warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from importlib.resources import files as _package_files
 from pathlib import Path
@@ -405,35 +406,55 @@ def pad_collate(batch:Sequence, # 1-D token id tensors (or lists/arrays) of any 
 
 # %% ../nbs/03_data.ipynb #dfde2b86
 class EpochSampler(Sampler[int]):
-    "Indices `0..n-1`, shuffled by `(seed, epoch)` when `shuffle`; `set_epoch(epoch, start)` resumes mid-epoch."
-    def __init__(self, n:int, shuffle:bool=True, seed:int=0):
-        self.n, self.shuffle, self.seed, self.epoch, self.start = int(n), shuffle, seed, 0, 0
+    "Indices `0..n-1` (this rank's share), shuffled by `(seed, epoch)` when `shuffle`; `set_epoch(epoch, start)` resumes mid-epoch."
+    def __init__(self, n:int, # dataset size
+                 shuffle:bool=True, # a new permutation every epoch; False: in order
+                 seed:int=0, # seeds the permutations (with the epoch)
+                 rank:int=0, # this process's DDP rank
+                 world_size:int=1, # DDP ranks: each takes every world_size-th index, padded by wrapping to equal length
+                ):
+        if int(world_size) < 1 or not 0 <= int(rank) < int(world_size):
+            raise ValueError(f"rank={rank}, world_size={world_size}: need world_size >= 1 and rank in 0..world_size-1")
+        self.n, self.shuffle, self.seed, self.rank, self.world_size, self.epoch, self.start = int(n), shuffle, seed, int(rank), int(world_size), 0, 0
+
+    @property
+    def num_samples(self) -> int:
+        "Indices per rank and epoch: `ceil(n / world_size)`."
+        return -(-self.n // self.world_size)
+
     def set_epoch(self, epoch:int, start:int=0):
-        "Use epoch `epoch`'s order from position `start` on (the next epoch starts at 0 again)."
-        if not 0 <= start <= self.n: raise ValueError(f"start={start} is outside 0..{self.n}")
+        "Use epoch `epoch`'s order from position `start` of this rank's share on (the next epoch starts at 0 again)."
+        if not 0 <= start <= self.num_samples:
+            raise ValueError(f"start={start} is outside 0..{self.num_samples}" + (f" (rank {self.rank}'s share of {self.n})" if self.world_size > 1 else ""))
         self.epoch, self.start = int(epoch), int(start)
+
     def __iter__(self) -> Iterator[int]:
         order = np.random.default_rng((self.seed, self.epoch)).permutation(self.n) if self.shuffle else np.arange(self.n)
+        if self.world_size > 1 and self.n: order = np.resize(order, self.num_samples * self.world_size)[self.rank::self.world_size]
         start, self.start = self.start, 0
         return iter(order[start:].tolist())
-    def __len__(self) -> int: return self.n - self.start
+
+    def __len__(self) -> int: return self.num_samples - self.start
 
 def set_epoch(obj, # a DataLoader, or anything with `set_epoch`
               epoch:int, # the epoch about to start
-              start:int=0, # items of the epoch already consumed (resume mid-epoch; EpochSampler only)
+              start:int=0, # already consumed: items of an EpochSampler, batches of an ActivationShardDataset (resume mid-epoch)
              ):
-    "Tell a DataLoader's sampler and dataset (or any object with `set_epoch`) which epoch starts."
+    "Tell a DataLoader's sampler and dataset (or any object with `set_epoch`) which epoch starts, and where."
     targets = [getattr(obj, "sampler", None), getattr(obj, "dataset", None)] if isinstance(obj, DataLoader) else [obj]
     for t in targets:
-        if isinstance(t, EpochSampler): t.set_epoch(epoch, start)
-        elif t is not None and hasattr(t, "set_epoch"): t.set_epoch(epoch)
+        if t is None or not hasattr(t, "set_epoch"): continue
+        if isinstance(t, EpochSampler) or (start and isinstance(t, IterableDataset)): t.set_epoch(epoch, start)   # iterable: skips batches itself
+        else: t.set_epoch(epoch)
 
-# %% ../nbs/03_data.ipynb #e7a9a92f
+# %% ../nbs/03_data.ipynb #9fc48e33
 def make_dataloader(dataset, # a WindowedTextDataset (or any map-style dataset of 1-D token tensors), or an ActivationShardDataset
                     config:TrainingConfig, # batch_size, num_dataloader_workers, pin_memory, persistent_workers, seed
                     shuffle:bool=True, # shuffle items (map-style datasets; shard datasets shuffle themselves)
                     pad_token_id:Optional[int]=None, # default: the dataset's `pad_token_id`
                     sampler:Optional[Sampler]=None, # e.g. a DistributedSampler; replaces the EpochSampler
+                    rank:Optional[int]=None, # DDP rank of the EpochSampler; default from torch.distributed (else 0)
+                    world_size:Optional[int]=None, # DDP ranks of the EpochSampler; default from torch.distributed (else 1)
                    ) -> DataLoader:
     "A DataLoader with the config's batching and worker settings; call `set_epoch(loader, e)` before each epoch."
     workers = config.num_dataloader_workers
@@ -444,7 +465,11 @@ def make_dataloader(dataset, # a WindowedTextDataset (or any map-style dataset o
         return DataLoader(dataset, batch_size=bs, **kw)
     pad = pad_token_id if pad_token_id is not None else getattr(dataset, "pad_token_id", None)
     if pad is None: raise ValueError("no pad_token_id: the dataset's tokenizer has neither PAD nor EOS; pass pad_token_id explicitly")
-    if sampler is None: sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=config.seed)
+    if sampler is None:
+        dist = torch.distributed.is_available() and torch.distributed.is_initialized()
+        rank = rank if rank is not None else (torch.distributed.get_rank() if dist else 0)
+        world_size = world_size if world_size is not None else (torch.distributed.get_world_size() if dist else 1)
+        sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=config.seed, rank=rank, world_size=world_size)
     return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=partial(pad_collate, pad_token_id=pad), **kw)
 
 # %% ../nbs/03_data.ipynb #44db4da2
@@ -664,44 +689,131 @@ def _run_capture(model, texts, man, out_dir, progress):
 # %% ../nbs/03_data.ipynb #38449476
 _ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 
-def _st_header(path:Path) -> tuple[int, int, torch.dtype]:
-    "(rows, d, dtype) of the `acts` tensor of a safetensors shard, from its header."
-    with safe_open(str(path), framework="pt") as f:
-        if "acts" not in f.keys(): raise ValueError(f"{path} holds no 'acts' tensor (keys: {sorted(f.keys())}); expected an activation shard")
-        sl = f.get_slice("acts"); shape, dt = sl.get_shape(), sl.get_dtype()
-    if len(shape) != 2: raise ValueError(f"{path}: 'acts' has shape {shape}; expected [N, d]")
-    return shape[0], shape[1], _ST_DTYPES.get(dt, dt)
+class _StLayout(NamedTuple):
+    "Where the `acts` tensor of a safetensors shard lies: rows, width, dtype and its first byte in the file."
+    rows: int
+    d: int
+    dtype: torch.dtype
+    offset: int
 
-# %% ../nbs/03_data.ipynb #bb01b436
+def _st_header(path:Path) -> _StLayout:
+    "The layout of the `acts` tensor of a safetensors shard, from its header (no data is read)."
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        raw = f.read(8)
+        n = int.from_bytes(raw, "little") if len(raw) == 8 else -1
+        try:
+            if not 0 < n <= min(size - 8, 100 * 2**20): raise ValueError
+            head = json.loads(f.read(n))
+        except ValueError: raise ValueError(f"{path} is not a safetensors file (its header cannot be read); expected an activation shard") from None
+    if "acts" not in head: raise ValueError(f"{path} holds no 'acts' tensor (keys: {sorted(k for k in head if k != '__metadata__')}); expected an activation shard")
+    a = head["acts"]; shape, dt, (s, e) = a["shape"], a["dtype"], a["data_offsets"]
+    if len(shape) != 2: raise ValueError(f"{path}: 'acts' has shape {shape}; expected [N, d]")
+    if dt not in _ST_DTYPES: raise ValueError(f"{path}: 'acts' has dtype {dt}; expected one of {sorted(_ST_DTYPES)}")
+    dtype = _ST_DTYPES[dt]
+    if e - s != shape[0] * shape[1] * dtype.itemsize or 8 + n + e > size:
+        raise ValueError(f"{path}: 'acts' {shape} {dt} does not fit its byte range ({s}..{e} of a {size}-byte file); the shard is damaged")
+    return _StLayout(shape[0], shape[1], dtype, 8 + n + s)
+
+# %% ../nbs/03_data.ipynb #ee8bed9e
+class _RowStream:
+    "The order in which a worker emits its rows in an epoch, planned from the sources' row counts alone."
+    def __init__(self, sizes:Sequence[int], # rows of each source, in reading order
+                 spread:Optional[int], # rows before its own place over which a source is spread; None: no shuffle
+                 seed_of=None, # source j -> numpy seed of its keys and permutation
+                 limit:Optional[int]=None, # emit at most this many rows
+                ):
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.pos = np.concatenate([[0], np.cumsum(self.sizes)])
+        self.shuffle, self.seed_of = spread is not None, seed_of
+        self.first = np.maximum(self.pos[:-1] - spread, 0) if self.shuffle else self.pos[:-1]   # smallest key source j can hold
+        self.live, self.next = [], 0                                    # live: [source, keys, perm, taken]
+        self.left = int(self.pos[-1]) if limit is None else min(int(self.pos[-1]), int(limit))
+
+    def _add(self):
+        "Draw the keys (and permutation) of the next source."
+        j, n = self.next, int(self.sizes[self.next]); self.next += 1
+        if self.shuffle:
+            rng = np.random.default_rng(self.seed_of(j))
+            keys, perm = np.sort(rng.uniform(self.first[j], self.pos[j + 1], n)), torch.from_numpy(rng.permutation(n))
+        else: keys, perm = self.pos[j] + np.arange(n, dtype=np.float64), None
+        self.live.append([j, keys, perm, 0])
+
+    def take(self, t:int) -> list[tuple[int, torch.Tensor|slice, np.ndarray]]:
+        "The next `t` rows (fewer at the end) as `(source, its rows: indices or a slice, their keys)`, sources in reading order."
+        t = min(int(t), self.left)
+        if t <= 0: return []
+        while True:                                                    # load until no unloaded source can hold a key <= tau
+            if sum(len(k) - c for _, k, _, c in self.live) < t: self._add(); continue
+            tau = np.partition(np.concatenate([k[c:c + t] for _, k, _, c in self.live]), t - 1)[t - 1]
+            if self.next < len(self.sizes) and self.first[self.next] <= tau: self._add(); continue
+            break
+        less = [int(np.searchsorted(k[c:c + t], tau, "left")) for _, k, _, c in self.live]
+        ties, out = t - sum(less), []
+        for s, m in zip(self.live, less):                              # keys < tau, then keys == tau in reading order
+            j, k, p, c = s
+            eq = min(int(np.searchsorted(k[c:c + t], tau, "right")) - m, ties); ties -= eq; m += eq
+            if m: out.append((j, slice(c, c + m) if p is None else p[c:c + m], k[c:c + m])); s[3] = c + m
+        self.live = [s for s in self.live if s[3] < len(s[1])]
+        self.left -= t
+        return out
+
+# %% ../nbs/03_data.ipynb #f21a667d
+def _round_robin_skip(n_batches:Sequence[int], start:int) -> tuple[list[int], int]:
+    "Batches each worker yielded among the first `start` of a round-robin over workers, and the worker due next."
+    done, K, s, nxt = [0] * len(n_batches), len(n_batches), int(start), 0
+    active = [v for v in range(K) if n_batches[v] > 0]
+    while s > 0 and active:
+        r = min(min(n_batches[v] - done[v] for v in active), s // len(active))
+        if r:                                                          # whole rounds
+            for v in active: done[v] += r
+            s -= r * len(active); active = [v for v in active if done[v] < n_batches[v]]
+            continue
+        for v in active[:s]: done[v] += 1                              # part of a round
+        nxt, s = (active[s - 1] + 1) % K, 0
+    return done, nxt
+
+# %% ../nbs/03_data.ipynb #57101646
 class ActivationShardDataset(IterableDataset):
     "Shuffled batches of activation rows streamed from shard files, split across DataLoader workers and DDP ranks."
     def __init__(self, shard_dir:str|Path, # a capture_activations directory, or a folder of .pt / .safetensors shards
-                 shuffle:bool=True, # shuffle shard order and rows (through a bounded pool)
+                 shuffle:bool=True, # shuffle shard order and rows (each shard's rows spread over buffer_rows + its length)
                  limit:Optional[int]=None, # at most this many rows per epoch
                  batch_size:Optional[int]=None, # yield [batch_size, d] tensors; None yields single rows
-                 buffer_rows:int=65536, # rows kept in the shuffle pool (memory: one shard + this)
+                 buffer_rows:int=65536, # shuffle span in rows (memory: about two shards + this, + prefetched shards)
                  seed:int=0, # seeds shard order and row shuffles (with the epoch)
                  drop_last:bool=False, # drop each worker's last partial batch
                  dtype:Optional[str|torch.dtype]=None, # cast rows to this dtype; default: as stored
                  rank:Optional[int]=None, # this process's DDP rank; default from torch.distributed (else 0)
                  world_size:Optional[int]=None, # number of DDP ranks; default from torch.distributed (else 1)
                  allow_incomplete:bool=False, # read the shards of an unfinished capture
+                 prefetch:int=1, # shards a background thread reads ahead (0: read when needed, in the iterating thread)
                 ):
         self.shard_dir = Path(shard_dir)
         for name, v in dict(limit=limit, batch_size=batch_size, buffer_rows=buffer_rows).items():
             if v is not None and int(v) < 1: raise ValueError(f"{name}={v} must be >= 1{' (or None)' if name != 'buffer_rows' else ''}")
+        if int(prefetch) < 0: raise ValueError(f"prefetch={prefetch} must be >= 0 (0: no background reading)")
         dist = torch.distributed.is_available() and torch.distributed.is_initialized()
         self.rank = rank if rank is not None else (torch.distributed.get_rank() if dist else 0)
         self.world_size = world_size if world_size is not None else (torch.distributed.get_world_size() if dist else 1)
         if not 0 <= self.rank < self.world_size: raise ValueError(f"rank={self.rank} must lie in 0..world_size-1 (world_size={self.world_size})")
         self.shuffle, self.limit, self.batch_size, self.buffer_rows, self.seed, self.drop_last = shuffle, limit, batch_size, buffer_rows, seed, drop_last
+        self.prefetch = int(prefetch)
         self._discover(allow_incomplete)
         self.out_dtype = DTYPES[dtype_name(dtype)] if dtype is not None else self.dtype
-        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._state = torch.zeros(2, dtype=torch.int64).share_memory_()   # (epoch, start_batch), seen by workers
 
-    def set_epoch(self, epoch:int):
-        "Reshuffle for epoch `epoch` (visible to DataLoader workers)."
-        self._epoch.fill_(int(epoch))
+    def set_epoch(self, epoch:int, # the epoch about to start: its shard order and shuffles
+                  start_batch:int=0, # batches of the epoch already consumed: iteration starts after them (until the next set_epoch)
+                 ):
+        "Reshuffle for epoch `epoch`, starting after its first `start_batch` batches (visible to DataLoader workers)."
+        if int(start_batch) < 0: raise ValueError(f"start_batch={start_batch} must be >= 0")
+        if start_batch and self.batch_size is None:
+            raise ValueError(f"start_batch={start_batch} needs batches: this dataset yields single rows (batch_size=None); pass batch_size=")
+        self._state[0], self._state[1] = int(epoch), int(start_batch)
+
+    @property
+    def epoch(self) -> int: return int(self._state[0])
 
     def __iter__(self): return self._iterate()          # defined below
 
@@ -723,48 +835,52 @@ def _discover(self:ActivationShardDataset, allow_incomplete:bool):
         self.files = sorted(p for p in d.iterdir() if p.suffix in (".safetensors", ".pt") and not p.name.startswith("."))
         expect = None
     if not self.files: raise ValueError(f"{d} holds no shards (*.safetensors or *.pt)")
-    self.rows, ref = [], None
+    self.rows, self._offsets, ref = [], [], None
     for i, f in enumerate(self.files):
         if not f.is_file(): raise FileNotFoundError(f"shard {f} listed in the manifest is missing")
-        if f.suffix == ".pt":
-            if ref is None: x = load_shard(f)["acts"]; ref = (len(x), x.shape[1], x.dtype)
-            self.rows.append(None); continue
-        n, dim, dt = _st_header(f)
+        if f.suffix == ".pt": x = _pt_shape(f); n, dim, dt, off = len(x), x.shape[1], x.dtype, None
+        else: n, dim, dt, off = _st_header(f)
         want = expect[i] if expect else ref
         if want is not None and (dim, dt) != want[1:]:
             raise ValueError(f"shard {f.name} holds d_in={dim}, dtype={dt} but {'the manifest says' if expect else 'earlier shards hold'} "
                              f"d_in={want[1]}, dtype={want[2]}; it belongs to another capture")
         if expect and n != want[0]: raise ValueError(f"shard {f.name} holds {n} rows but the manifest says {want[0]}; the shard is damaged")
-        ref = ref or (n, dim, dt); self.rows.append(n)
+        ref = ref or (n, dim, dt); self.rows.append(n); self._offsets.append(off)
     self.d_in, self.dtype = (self.manifest["d_in"], DTYPES[self.manifest["dtype"]]) if expect else ref[1:]
 
+def _pt_shape(path:Path) -> torch.Tensor:
+    "The activations of a `.pt` shard, memory-mapped when the file allows it (so that only its shape is read)."
+    try: obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError: obj = torch.load(path, map_location="cpu", weights_only=True)    # legacy (non-zip) files cannot be mapped
+    return _pt_acts(obj, path)
+
 @patch(as_prop=True)
-def rows_per_epoch(self:ActivationShardDataset) -> Optional[int]:
-    "Rows this rank yields per epoch (None when `.pt` shards hide their size until read)."
-    if any(r is None for r in self.rows): return None
+def rows_per_epoch(self:ActivationShardDataset) -> int:
+    "Rows this rank yields per epoch."
     n = sum(r // self.world_size for r in self.rows)
     return n if self.limit is None else min(n, self.limit // self.world_size)
 
 # %% ../nbs/03_data.ipynb #11a614ab
 @patch
 def _read(self:ActivationShardDataset, i:int, epoch:int) -> torch.Tensor:
-    "This rank's block of rows `[n, d]` of shard `i`."
-    f, W = self.files[i], self.world_size
-    if f.suffix == ".pt":
-        x = load_shard(f)["acts"]
-        if (x.shape[1], x.dtype) != (self.d_in, self.dtype):
-            raise ValueError(f"shard {f.name} holds d_in={x.shape[1]}, dtype={x.dtype} but the other shards hold d_in={self.d_in}, dtype={self.dtype}")
-        n = len(x)
-    else: n = self.rows[i]
+    "This rank's block of rows `[n // world_size, d]` of shard `i`, in memory."
+    f, W, n = self.files[i], self.world_size, self.rows[i]
     q = n // W
     off = int(np.random.default_rng((self.seed, epoch, i)).integers(n)) if self.shuffle and W > 1 and n else 0
     a = (off + self.rank * q) % max(n, 1)
     spans = [(a, a + q)] if a + q <= n else [(a, n), (0, a + q - n)]
-    if f.suffix == ".pt": return torch.cat([x[s:e] for s, e in spans]) if W > 1 else x
-    with safe_open(str(f), framework="pt") as h:
-        if W == 1: return h.get_tensor("acts")
-        sl = h.get_slice("acts")
-        return torch.cat([sl[s:e] for s, e in spans])
+    if f.suffix == ".pt":
+        x = load_shard(f)["acts"]
+        return x if W == 1 else torch.cat([x[s:e] for s, e in spans])
+    out = torch.empty(q, self.d_in, dtype=self.dtype)
+    row_bytes, o = self.d_in * self.dtype.itemsize, 0
+    with open(f, "rb") as h:
+        for s, e in spans:
+            buf = out[o:o + e - s].view(-1).view(torch.uint8).numpy()
+            h.seek(self._offsets[i] + s * row_bytes)
+            if h.readinto(buf) != len(buf): raise ValueError(f"shard {f} is shorter than its header says (rows {s}..{e}); the shard is damaged")
+            o += e - s
+    return out
 
 # %% ../nbs/03_data.ipynb #86288f86
 @patch
@@ -775,33 +891,58 @@ def _quota(self:ActivationShardDataset, k:int, K:int) -> Optional[int]:
     return q // K + (k < q % K)
 
 @patch
-def _iterate(self:ActivationShardDataset):
-    "This worker's rows of the current epoch: its shards, through the shuffle pool, in batches, within its quota."
-    wi = get_worker_info(); k, K = (wi.id, wi.num_workers) if wi is not None else (0, 1)
-    epoch, B = int(self._epoch), self.batch_size
+def _plan(self:ActivationShardDataset, epoch:int, start:int, k:int, K:int) -> tuple[list[int], _RowStream, int]:
+    "Worker `k`'s shards, its row stream and the rows to skip, for epoch `epoch` started after `start` batches."
     order = np.random.default_rng((self.seed, epoch)).permutation(len(self.files)) if self.shuffle else np.arange(len(self.files))
-    g = torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(f"{self.seed}/{epoch}/{self.rank}/{k}".encode()).digest()[:7], "little"))
-    left, carry, pool = self._quota(k, K), None, None
-    def emit(x):                                                        # rows -> batches (or rows), within the quota
-        nonlocal left, carry
-        if left is not None: x = x[:left]; left -= len(x)
-        if B is None: yield from (r.to(self.out_dtype) for r in x); return
-        i = 0
-        if carry is not None:                                           # complete the pending partial batch first
-            i = min(B - len(carry), len(x)); carry = torch.cat([carry, x[:i]])
-            if len(carry) < B: return
-            yield carry.to(self.out_dtype); carry = None
-        for j in range(i, len(x) - B + 1, B): yield x[j:j + B].to(self.out_dtype, copy=wi is not None)
-        rest = x[i + (len(x) - i) // B * B:]
-        if len(rest): carry = rest.clone()
-    for i in order[k::K]:
-        if left is not None and left <= 0: break
-        x = self._read(int(i), epoch)
-        if not self.shuffle: yield from emit(x); continue
-        pool = x if pool is None else torch.cat([pool, x])
-        if len(pool) > self.buffer_rows:
-            pool = pool[torch.randperm(len(pool), generator=g)]
-            n_out = len(pool) - self.buffer_rows // 2
-            yield from emit(pool[:n_out]); pool = pool[n_out:].clone()
-    if pool is not None and len(pool): yield from emit(pool[torch.randperm(len(pool), generator=g)])
-    if carry is not None and not self.drop_last: yield carry.to(self.out_dtype)
+    q = [r // self.world_size for r in self.rows]
+    share = lambda v: [int(i) for i in order[v::K]]
+    rows = [sum(q[i] for i in share(v)) for v in range(K)]
+    rows = [r if self._quota(v, K) is None else min(r, self._quota(v, K)) for v, r in enumerate(rows)]
+    done, shift = [0] * K, 0
+    if start:
+        B = self.batch_size
+        done, shift = _round_robin_skip([r // B if self.drop_last else -(-r // B) for r in rows], start)
+    v = (k + shift) % K
+    mine = share(v)
+    stream = _RowStream([q[i] for i in mine], self.buffer_rows if self.shuffle else None,
+                        seed_of=lambda j: (self.seed, epoch, self.rank, mine[j], 1), limit=rows[v])
+    return mine, stream, min(done[v] * (self.batch_size or 0), rows[v])
+
+@patch
+def _iterate(self:ActivationShardDataset):
+    "This worker's rows of the current epoch: planned by `_RowStream`, gathered from shards read in the background."
+    wi = get_worker_info(); k, K = (wi.id, wi.num_workers) if wi is not None else (0, 1)
+    epoch, start = (int(v) for v in self._state)
+    mine, stream, skip = self._plan(epoch, start, k, K)
+    while skip > 0: skip -= sum(len(keys) for *_, keys in stream.take(min(skip, 1 << 20)))    # plans only: nothing is read
+    pool = ThreadPoolExecutor(1, thread_name_prefix="sae_nb-shards") if self.prefetch else None
+    data = {}                                                          # source -> its rows (or a Future of them)
+    def fetch(j):
+        if j not in data: data[j] = pool.submit(self._read, mine[j], epoch) if pool else self._read(mine[j], epoch)
+    def gather(parts, n):
+        out, o = torch.empty(n, self.d_in, dtype=self.out_dtype), 0
+        for j, idx, keys in parts:
+            fetch(j)
+            x = data[j] = data[j].result() if isinstance(data[j], Future) else data[j]
+            dst = out[o:o + len(keys)]; o += len(keys)
+            if isinstance(idx, slice): dst.copy_(x[idx])
+            elif x.dtype == dst.dtype: torch.index_select(x, 0, idx, out=dst)
+            else: dst.copy_(x.index_select(0, idx))
+        return out
+    def after():                                                       # forget used-up shards, start reading the next ones
+        live = {s[0] for s in stream.live}
+        for j in [j for j in data if j < stream.next and j not in live]: del data[j]
+        for j in live: fetch(j)
+        for j in range(stream.next, min(stream.next + self.prefetch, len(mine))): fetch(j)
+    try:
+        after()
+        B = self.batch_size
+        while stream.left:
+            if B is not None and stream.left < B and self.drop_last: break
+            parts = stream.take(B or 1024)
+            out = gather(parts, sum(len(keys) for *_, keys in parts)); after()
+            if B is not None: yield out; continue
+            order = np.argsort(np.concatenate([keys for *_, keys in parts]), kind="stable")   # single rows: in key order
+            yield from out[torch.from_numpy(order)]
+    finally:
+        if pool: pool.shutdown(wait=False, cancel_futures=True)

@@ -532,9 +532,10 @@ class _Source:
         rank, world = dist_info()
         if isinstance(data, DataLoader) and not isinstance(data.dataset, IterableDataset) and data.batch_size is not None:
             s = data.sampler
-            new = EpochSampler(len(data.dataset), shuffle=isinstance(s, RandomSampler), seed=seed) if type(s) in (RandomSampler, SequentialSampler) else s
-            if world > 1 and not isinstance(new, DistributedSampler): new = _RankSampler(new, rank, world)
-            if new is not s: data = _rebuild_loader(data, new)
+            if isinstance(s, EpochSampler): s.rank, s.world_size = rank, world       # e.g. made before the process group: this rank's share
+            elif type(s) in (RandomSampler, SequentialSampler):
+                data = _rebuild_loader(data, EpochSampler(len(data.dataset), shuffle=isinstance(s, RandomSampler), seed=seed, rank=rank, world_size=world))
+            elif world > 1 and not isinstance(s, DistributedSampler): data = _rebuild_loader(data, _RankSampler(s, rank, world))
         self.data, self.name, self.exact_len = data, name, False
         if n_batches is None and not (callable(data) and not isinstance(data, DataLoader)):
             try: n_batches, self.exact_len = len(data), True
@@ -551,10 +552,12 @@ def epoch(self:_Source, epoch:int, skip:int=0) -> Iterator:
         s = d.sampler if isinstance(d, DataLoader) and d.batch_size is not None else None
         if isinstance(s, _RankSampler) or isinstance(s, EpochSampler):
             start = skip * d.batch_size
-            s.set_epoch(epoch, min(start, s.n) if isinstance(s, EpochSampler) else start); fast = True   # starts mid-epoch: nothing loaded twice
+            s.set_epoch(epoch, min(start, s.num_samples) if isinstance(s, EpochSampler) else start); fast = True   # starts mid-epoch: nothing loaded twice
         elif s is not None and hasattr(s, "set_epoch"): s.set_epoch(epoch)
         ds = d.dataset if isinstance(d, DataLoader) else d
-        if hasattr(ds, "set_epoch"): ds.set_epoch(epoch)
+        if isinstance(ds, ActivationShardDataset) and ds.batch_size and s is None:
+            ds.set_epoch(epoch, skip); fast = True                                 # batches itself: skips without reading the skipped shards
+        elif hasattr(ds, "set_epoch"): ds.set_epoch(epoch)
         with torch.random.fork_rng(devices=[]): it = iter(d)                     # DataLoader iterators draw a seed: keep the global RNG untouched
     return it if fast or not skip else itertools.islice(it, skip, None)
 
