@@ -15,7 +15,7 @@ import torch
 from fastcore.basics import patch
 from torch.utils.data import DataLoader
 
-from .config import atomic_dir, atomic_file, atomic_write_text, default_device
+from .config import atomic_dir, atomic_file, atomic_write_text, default_device, to_json
 from .models import embedded_corpus, load_model, parse_hook_spec
 from .sae import SAE, load_sae, from_saelens
 from .data import WindowedTextDataset, load_processed_data, pad_collate, pad_token_id_of
@@ -139,11 +139,6 @@ def token_batches(model, # a HookedTransformer with a tokenizer
     return DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=partial(pad_collate, pad_token_id=ds.pad_token_id))
 
 # %% ../nbs/07_analysis.ipynb #350a45db
-def _to_json(obj, path=None, indent:int=2) -> str:
-    "JSON text of `obj` (numpy and torch values allowed, NaN → null), written atomically to `path` when given."
-    from sae_nb.dashboard import to_json
-    return to_json(obj, path, indent=indent)
-
 def _run_info(inp:AnalysisInputs) -> dict:
     "What was analysed."
     c = inp.sae.cfg
@@ -180,8 +175,8 @@ def run_quick_analysis(model_name:Optional[str]=None, # default: the SAE's confi
                dead_features=sp.dead.to_dict(), reconstruction=ev["reconstruction"], ablation=ev["ablation"],
                decorrelation=_decorrelation(inp.sae), seconds=round(time.time() - t0, 2),
                created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    res = json.loads(_to_json(res))
-    if output is not None: _to_json(res, output)
+    res = json.loads(to_json(res))
+    if output is not None: to_json(res, output, indent=2)
     return res
 
 # %% ../nbs/07_analysis.ipynb #53a6fa45
@@ -490,9 +485,9 @@ def run_full_analysis(self:SAEAnalyzer, save_path=None, # write the results JSON
     ev = evaluate_sae(self.model, self.sae, self._batches(texts, batch_size), self.hook_spec, mean_ablation=mean_ablation,
                       max_tokens=max_tokens, dead_threshold=dead_threshold, progress=progress)
     sp = ev["sparsity"]
-    res = json.loads(_to_json(dict(hook_spec=self.hook_spec, n_tokens=ev["n_tokens"], sparsity=sp.to_dict(), dead_features=sp.dead.to_dict(),
+    res = json.loads(to_json(dict(hook_spec=self.hook_spec, n_tokens=ev["n_tokens"], sparsity=sp.to_dict(), dead_features=sp.dead.to_dict(),
                                    reconstruction=ev["reconstruction"], ablation=ev["ablation"], decorrelation=_decorrelation(self.sae))))
-    if save_path is not None: _to_json(res, save_path)
+    if save_path is not None: to_json(res, save_path, indent=2)
     return res
 
 # %% ../nbs/07_analysis.ipynb #3ce63a51
@@ -656,8 +651,8 @@ def run_comprehensive_analysis(model_name:Optional[str]=None, # default: the SAE
             res_dir = tmp/"results"; res_dir.mkdir(parents=True, exist_ok=True)
             with atomic_file(res_dir/f"feature_summaries_{tag}.jsonl") as p:
                 with open(p, "w") as fh:
-                    for r in recs: fh.write(_to_json(r, indent=None) + "\n")
-            _to_json(meta, res_dir/f"feature_summaries_{tag}_meta.json")
+                    for r in recs: fh.write(to_json(r) + "\n")
+            to_json(meta, res_dir/f"feature_summaries_{tag}_meta.json", indent=2)
         with st("plots"): plots = _analysis_plots(tmp/"plots", inp.sae_path, sp, ev.get("ablation"), recs, dead_threshold)
         del sim, cooc
         files = {"activation_database": "activation_database", "similarity": f"matrices/feature_similarity_{tag}.npy",
@@ -675,14 +670,14 @@ def run_comprehensive_analysis(model_name:Optional[str]=None, # default: the SAE
         results = dict(mode="full", tag=tag, created=created, **_run_info(inp), n_tokens=db.n_tokens, nnz=db.nnz, sparsity=sp.to_dict(),
                        dead_features=sp.dead.to_dict(), reconstruction=ev["reconstruction"], ablation=ev["ablation"], eval_tokens=ev["n_tokens"],
                        decorrelation=dec, purity=purity_summary, similarity_metric=similarity_metric, cooccurrence_metric=cooccurrence_metric)
-        _to_json(results, res_dir/f"analysis_results_{tag}.json")
+        to_json(results, res_dir/f"analysis_results_{tag}.json", indent=2)
         stages = st.table(); total = round(time.time() - st.t0, 2)
         settings = dict(batch_size=batch_size, max_texts=max_texts, max_tokens=max_tokens, max_length=db.manifest["max_length"],
                         eval_max_tokens=eval_max_tokens, mean_ablation=mean_ablation, n_examples=n_examples, context=context, n_neighbors=n_neighbors,
                         top_n=top_n, dead_threshold=dead_threshold, dense_threshold=dense_threshold, prepend_bos=db.manifest["prepend_bos"])
         summary = dict(tag=tag, created=created, analysis_dir=str(analysis_dir), inputs=_run_info(inp), settings=settings, stages=stages,
                        total_seconds=total, files=files, headline=_headline(results), versions=_versions(), torch_threads=torch.get_num_threads())
-        _to_json(summary, res_dir/f"run_summary_{tag}.json")
+        to_json(summary, res_dir/f"run_summary_{tag}.json", indent=2)
         atomic_write_text(tmp/"README.md", analysis_report(results, summary))
         del db
     if progress: print(f"[sae-analyze] analysis written to {analysis_dir} ({total:.1f}s); report: {analysis_dir/'README.md'}")

@@ -10,13 +10,15 @@ from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Optional, get_args
 
+import numpy as np
 import torch
 from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['Architecture', 'ARCHITECTURES', 'DTYPES', 'AmpDtype', 'WandbMode', 'QWEN3_MODELS', 'default_device', 'dtype_name',
-           'atomic_file', 'atomic_write_text', 'atomic_dir', 'JSONConfig', 'SAEConfig', 'TrainingConfig', 'SAEPreset',
-           'gpt2_sae_config', 'gpt2_medium_sae_config', 'pythia_1_4b_sae_config', 'qwen3_sae_config']
+           'atomic_file', 'atomic_write_text', 'atomic_dir', 'jsonable', 'NumpyEncoder', 'to_json', 'JSONConfig',
+           'SAEConfig', 'TrainingConfig', 'SAEPreset', 'gpt2_sae_config', 'gpt2_medium_sae_config',
+           'pythia_1_4b_sae_config', 'qwen3_sae_config']
 
 # %% ../nbs/00_config.ipynb #59e9a060
 Architecture = Literal["standard", "topk", "batch_topk", "jumprelu"]
@@ -86,6 +88,45 @@ def atomic_dir(path:str|Path):
         if old is not None: shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+
+# %% ../nbs/00_config.ipynb #ac953fa5
+def _num(x:float):
+    "A finite float, or None for NaN/Inf."
+    return x if math.isfinite(x) else None
+
+def _default(o):
+    "`json.dumps` hook: numpy/torch scalars and arrays, paths, sets."
+    if isinstance(o, torch.Tensor): o = o.detach().cpu().numpy()
+    if isinstance(o, (np.ndarray, np.generic)): return o.tolist()
+    if isinstance(o, Path): return str(o)
+    if isinstance(o, (set, frozenset)): return sorted(o)
+    raise TypeError(f"cannot convert {type(o).__name__} to JSON: {o!r:.80}")
+
+_STRS, _NUMS, _SCALARS = {str, type(None)}, {int, float, bool}, {str, int, bool, type(None)}
+
+def jsonable(obj:Any) -> Any:
+    "`obj` with numpy/torch scalars and arrays, tuples and paths converted to plain JSON types; NaN/Inf become None."
+    if obj is None or isinstance(obj, (str, bool, int)): return obj
+    if isinstance(obj, float): return _num(obj)
+    if isinstance(obj, dict): return {k if type(k) is str else str(k): v if type(v) in _SCALARS else jsonable(v) for k,v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        types = set(map(type, obj))                                 # fast paths: token lists, activations, pairs
+        if types <= _STRS: return list(obj)
+        if types <= _NUMS and math.isfinite(sum(obj)): return list(obj)
+        if types <= _STRS | _NUMS and all(math.isfinite(x) for x in obj if type(x) is float): return list(obj)
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic): return jsonable(obj.item())
+    return jsonable(_default(obj))
+
+class NumpyEncoder(json.JSONEncoder):
+    "A `json.JSONEncoder` for numpy/torch values (seed 002's name); prefer `to_json`, which also maps NaN to null."
+    def default(self, o): return jsonable(o)
+
+def to_json(obj:Any, path:str|Path|None=None, indent:int|None=None) -> str:
+    "Serialise `obj` (numpy/torch values allowed, NaN → null) to a JSON string; with `path`, also write it atomically."
+    s = json.dumps(jsonable(obj), indent=indent, ensure_ascii=False, allow_nan=False)
+    if path is not None: atomic_write_text(path, s)
+    return s
 
 # %% ../nbs/00_config.ipynb #e8d13aaf
 def _known(cls, d:dict, aliases:dict) -> dict:

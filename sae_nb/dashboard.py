@@ -16,14 +16,15 @@ import torch
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 
-from .config import atomic_write_text
+from .config import NumpyEncoder, atomic_write_text, jsonable, to_json
 
 # %% auto #0
 __all__ = ['SCHEMA_VERSION', 'DEFAULT_DENSE_THRESHOLD', 'FEATURE_FIELDS', 'EXAMPLE_FIELDS', 'META_FIELDS', 'POS_RGB', 'NEG_RGB',
-           'DB_METHODS', 'jsonable', 'NumpyEncoder', 'to_json', 'validate_feature_data', 'synthetic_feature_data',
-           'load_feature_data', 'open_activation_database', 'display_token', 'token_color', 'render_feature_html',
-           'generate_dashboard', 'ExampleCollector', 'stream_collect', 'collect_feature_examples', 'logit_lens',
-           'decoder_neighbors', 'feature_data_from_model', 'search_features', 'FeatureExplorer', 'dashboard_main']
+           'DB_METHODS', 'validate_feature_data', 'synthetic_feature_data', 'load_feature_data',
+           'open_activation_database', 'display_token', 'token_color', 'render_feature_html', 'generate_dashboard',
+           'ExampleCollector', 'stream_collect', 'collect_feature_examples', 'logit_lens', 'decoder_neighbors',
+           'feature_data_from_model', 'search_features', 'FeatureExplorer', 'dashboard_main', 'jsonable',
+           'NumpyEncoder', 'to_json']
 
 # %% ../nbs/08_dashboard.ipynb #90e490a6
 SCHEMA_VERSION = 1
@@ -40,43 +41,7 @@ META_FIELDS = {"d_sae": "int", "model_name": "str?", "hook_spec": "str?", "n_tok
                "created": "str?", "n_examples": "int?", "context": "int?", "dense_threshold": "number?", "title": "str?"}
 
 # %% ../nbs/08_dashboard.ipynb #31d9688e
-def _num(x:float):
-    "A finite float, or None for NaN/Inf."
-    return x if math.isfinite(x) else None
-
-def _default(o):
-    "`json.dumps` hook: numpy/torch scalars and arrays, paths, sets."
-    if isinstance(o, torch.Tensor): o = o.detach().cpu().numpy()
-    if isinstance(o, (np.ndarray, np.generic)): return o.tolist()
-    if isinstance(o, Path): return str(o)
-    if isinstance(o, (set, frozenset)): return sorted(o)
-    raise TypeError(f"cannot convert {type(o).__name__} to JSON: {o!r:.80}")
-
-_STRS, _NUMS, _SCALARS = {str, type(None)}, {int, float, bool}, {str, int, bool, type(None)}
-
-def jsonable(obj:Any) -> Any:
-    "`obj` with numpy/torch scalars and arrays, tuples and paths converted to plain JSON types; NaN/Inf become None."
-    if obj is None or isinstance(obj, (str, bool, int)): return obj
-    if isinstance(obj, float): return _num(obj)
-    if isinstance(obj, dict): return {k if type(k) is str else str(k): v if type(v) in _SCALARS else jsonable(v) for k,v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        types = set(map(type, obj))                                 # fast paths: token lists, activations, pairs
-        if types <= _STRS: return list(obj)
-        if types <= _NUMS and math.isfinite(sum(obj)): return list(obj)
-        if types <= _STRS | _NUMS and all(math.isfinite(x) for x in obj if type(x) is float): return list(obj)
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic): return jsonable(obj.item())
-    return jsonable(_default(obj))
-
-class NumpyEncoder(json.JSONEncoder):
-    "A `json.JSONEncoder` for numpy/torch values (seed 002's name); prefer `to_json`, which also maps NaN to null."
-    def default(self, o): return jsonable(o)
-
-def to_json(obj:Any, path:str|Path|None=None, indent:int|None=None) -> str:
-    "Serialise `obj` (numpy/torch values allowed, NaN → null) to a JSON string; with `path`, also write it atomically."
-    s = json.dumps(jsonable(obj), indent=indent, ensure_ascii=False, allow_nan=False)
-    if path is not None: atomic_write_text(path, s)
-    return s
+_all_ = ["jsonable", "NumpyEncoder", "to_json"]
 
 # %% ../nbs/08_dashboard.ipynb #50fd4418
 def _where(i:int, rec) -> str:

@@ -534,17 +534,26 @@ def _capture_settings(model, texts, hook_spec, tokens_per_shard, batch_size, max
                 sink_norm_factor=None if sink_norm_factor is None else float(sink_norm_factor),
                 tokenizer=getattr(model.tokenizer, "name_or_path", None), n_texts=len(texts), texts_fingerprint=texts_fingerprint(texts))
 
-def _window_batches(texts, tokenizer, window, batch_size, text0=0, win0=0, block=256):
-    "Consecutive batches of `(text, window_no, start, ids)`, from window `win0` of text `text0` on."
-    batch = []
-    for b0 in range(text0, len(texts), block):
-        enc = tokenizer(list(texts[b0:b0 + block]), add_special_tokens=False, return_attention_mask=False, verbose=False)["input_ids"]
-        for j, ids in enumerate(enc):
-            for k, s in enumerate(range(0, len(ids), window)):
-                if b0 + j == text0 and k < win0: continue
-                batch.append((b0 + j, k, s, ids[s:s + window]))
-                if len(batch) == batch_size: yield batch; batch = []
-    if batch: yield batch
+def _window_batches(texts, tokenizer, window, batch_size, text0=0, win0=0, block=256, ahead:bool=True):
+    "Consecutive batches of `(text, window_no, start, ids)`, from window `win0` of text `text0` on; with `ahead`, a thread tokenizes the next block."
+    enc = lambda b0: tokenizer(list(texts[b0:b0 + block]), add_special_tokens=False, return_attention_mask=False, verbose=False)["input_ids"]
+    starts = range(text0, len(texts), block)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="sae_nb-tokenize") if ahead and len(starts) > 1 else None
+    try:
+        nxt, batch = pool.submit(enc, starts[0]) if pool else None, []
+        for n, b0 in enumerate(starts):
+            if pool:                                                   # the tokenizer releases the GIL: the next block overlaps the forward passes
+                ids_of = nxt.result()
+                if n + 1 < len(starts): nxt = pool.submit(enc, starts[n + 1])
+            else: ids_of = enc(b0)
+            for j, ids in enumerate(ids_of):
+                for k, s in enumerate(range(0, len(ids), window)):
+                    if b0 + j == text0 and k < win0: continue
+                    batch.append((b0 + j, k, s, ids[s:s + window]))
+                    if len(batch) == batch_size: yield batch; batch = []
+        if batch: yield batch
+    finally:
+        if pool: pool.shutdown(wait=True, cancel_futures=True)         # never two threads in the tokenizer
 
 # %% ../nbs/03_data.ipynb #9d8d4fea
 def _capture_batch(model, batch, hook_spec, pad_id, bos_id, drop_bos, sink_norm_factor, dtype):
@@ -569,34 +578,56 @@ def _capture_batch(model, batch, hook_spec, pad_id, bos_id, drop_bos, sink_norm_
 
 # %% ../nbs/03_data.ipynb #1a8c5f45
 class _ShardWriter:
-    "Fills a fixed-size row buffer and writes a shard (then the manifest) whenever it is full."
-    def __init__(self, out_dir, manifest, d_in, dtype):
-        self.out, self.man, n = out_dir, manifest, manifest["settings"]["tokens_per_shard"]
-        self.acts = torch.empty(n, d_in, dtype=dtype)
-        self.ints = {k: torch.empty(n, dtype=torch.int32) for k in SHARD_KEYS[1:]}
-        self.fill = 0
+    "Collects rows and writes a shard (then the manifest) every `tokens_per_shard` rows; in a background thread with `background`."
+    def __init__(self, out_dir, manifest, d_in, dtype, background:bool=False):
+        self.out, self.man, self.n, self.dtype = out_dir, manifest, manifest["settings"]["tokens_per_shard"], dtype
+        self.chunks, self.fill, self.pending = [], 0, None
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="sae_nb-shard-writer") if background else None
 
     def add(self, rows, cursor:dict):
         "Append rows; `cursor(rows_done)` gives the manifest cursor after `rows_done` of these rows."
         done = 0
         while done < len(rows[0]):
-            take = min(len(rows[0]) - done, len(self.acts) - self.fill)
-            self.acts[self.fill:self.fill + take] = rows[0][done:done + take]
-            for k, r in zip(SHARD_KEYS[1:], rows[1:]): self.ints[k][self.fill:self.fill + take] = r[done:done + take]
+            take = min(len(rows[0]) - done, self.n - self.fill)
+            self.chunks.append(tuple(r[done:done + take] for r in rows))
             self.fill += take; done += take
-            if self.fill == len(self.acts): self.flush({**cursor, "rows_done": cursor["rows_done"] + done})
+            if self.fill == self.n: self.flush({**cursor, "rows_done": cursor["rows_done"] + done})
 
     def flush(self, cursor:Optional[dict]):
-        "Write the buffered rows as the next shard, then the manifest with `cursor`."
+        "Write the collected rows as the next shard, then the manifest with `cursor` (queued, in order, with `background`)."
+        job = None
         if self.fill:
             name = f"shard_{len(self.man['shards']):05d}.safetensors"
-            tensors = {"acts": self.acts[:self.fill].contiguous(), **{k: v[:self.fill].contiguous() for k, v in self.ints.items()}}
             meta = {"sae_nb": json.dumps({k: self.man[k] for k in ("format", "model_name", "hook_spec", "d_in", "dtype")})}   # one key: a header is byte-stable
-            with atomic_file(self.out/name) as tmp: save_file(tensors, str(tmp), metadata=meta)
+            job = (name, self.chunks, meta)
             self.man["shards"].append({"file": name, "rows": self.fill})
-            self.man["total_rows"] += self.fill; self.fill = 0
+            self.man["total_rows"] += self.fill; self.chunks, self.fill = [], 0
         self.man["cursor"] = cursor
-        atomic_write_text(self.out/"manifest.json", json.dumps(self.man, indent=1))
+        text = json.dumps(self.man, indent=1)
+        if self.pool is None: return self._write(job, text)
+        self.wait()                                                    # at most one shard in flight
+        self.pending = self.pool.submit(self._write, job, text)
+
+    def _write(self, job, manifest_text:str):
+        "Write a shard (when there is one), then the manifest."
+        if job is not None:
+            name, chunks, meta = job
+            cols = [torch.cat([c[i] for c in chunks]) for i in range(len(SHARD_KEYS))]
+            tensors = {"acts": cols[0].to(self.dtype), **{k: v.to(torch.int32) for k, v in zip(SHARD_KEYS[1:], cols[1:])}}
+            with atomic_file(self.out/name) as tmp: save_file(tensors, str(tmp), metadata=meta)
+        atomic_write_text(self.out/"manifest.json", manifest_text)
+
+    def wait(self):
+        "Block until the queued write is on disk (raising its error, if any)."
+        if self.pending is not None:
+            p, self.pending = self.pending, None
+            p.result()
+
+    def close(self):
+        "Wait for the queued write and stop the thread."
+        try: self.wait()
+        finally:
+            if self.pool is not None: self.pool.shutdown(wait=True)
 
 # %% ../nbs/03_data.ipynb #ca67fa12
 def _open_capture(out_dir:Path, settings:dict, overwrite:bool) -> dict:
@@ -667,24 +698,29 @@ def _run_capture(model, texts, man, out_dir, progress):
     pad_id = pad_token_id_of(model.tokenizer)
     bos_id = bos_token_id_of(model.tokenizer) if st["prepend_bos"] else None
     window = st["max_length"] - int(st["prepend_bos"])
-    writer = _ShardWriter(out_dir, man, st["d_in"], DTYPES[st["dtype"]])
+    writer = _ShardWriter(out_dir, man, st["d_in"], DTYPES[st["dtype"]], background=True)
     stats, b, skip = dict(cur["stats"]), cur["batch"], cur["rows_done"]
     pbar = tqdm(total=len(texts), initial=cur["text"], unit="text", desc="capturing", disable=not progress)
-    t0, n_tok = time.perf_counter(), 0
-    for batch in _window_batches(texts, model.tokenizer, window, st["batch_size"], cur["text"], cur["window"]):
-        rows, s = _capture_batch(model, batch, st["hook_spec"], pad_id, bos_id, st["drop_bos"], st["sink_norm_factor"], DTYPES[st["dtype"]])
-        cursor = dict(batch=b, text=batch[0][0], window=batch[0][1], rows_done=skip, stats=dict(stats))
-        writer.add(tuple(r[skip:] for r in rows), cursor)
-        for k in stats: stats[k] += s[k]
-        b, skip, n_tok = b + 1, 0, n_tok + s["text_tokens"]
-        pbar.update(batch[-1][0] - pbar.n)
-        pbar.set_postfix({"tok/s": f"{n_tok / (time.perf_counter() - t0):,.0f}", "shards": len(man["shards"])}, refresh=False)
-    pbar.update(len(texts) - pbar.n); pbar.close()
-    if man["total_rows"] + writer.fill == 0:
-        raise ValueError(f"the capture produced no rows ({stats['text_tokens']} text tokens, {stats['bos_dropped']} BOS and "
-                         f"{stats['sink_dropped']} sink tokens dropped); check the texts and sink_norm_factor")
-    man["complete"], man["stats"] = True, stats
-    writer.flush(None)
+    t0, n_tok, ok = time.perf_counter(), 0, False
+    try:
+        for batch in _window_batches(texts, model.tokenizer, window, st["batch_size"], cur["text"], cur["window"]):
+            rows, s = _capture_batch(model, batch, st["hook_spec"], pad_id, bos_id, st["drop_bos"], st["sink_norm_factor"], DTYPES[st["dtype"]])
+            cursor = dict(batch=b, text=batch[0][0], window=batch[0][1], rows_done=skip, stats=dict(stats))
+            writer.add(tuple(r[skip:] for r in rows), cursor)
+            for k in stats: stats[k] += s[k]
+            b, skip, n_tok = b + 1, 0, n_tok + s["text_tokens"]
+            pbar.update(batch[-1][0] - pbar.n)
+            pbar.set_postfix({"tok/s": f"{n_tok / (time.perf_counter() - t0):,.0f}", "shards": len(man["shards"])}, refresh=False)
+        pbar.update(len(texts) - pbar.n); pbar.close()
+        if man["total_rows"] + writer.fill == 0:
+            raise ValueError(f"the capture produced no rows ({stats['text_tokens']} text tokens, {stats['bos_dropped']} BOS and "
+                             f"{stats['sink_dropped']} sink tokens dropped); check the texts and sink_norm_factor")
+        man["complete"], man["stats"] = True, stats
+        writer.flush(None); ok = True
+    finally:                                                           # an interrupted capture leaves its queued shard written, as a resume expects
+        try: writer.close()
+        except Exception:
+            if ok: raise
 
 # %% ../nbs/03_data.ipynb #38449476
 _ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
@@ -862,8 +898,8 @@ def rows_per_epoch(self:ActivationShardDataset) -> int:
 
 # %% ../nbs/03_data.ipynb #11a614ab
 @patch
-def _read(self:ActivationShardDataset, i:int, epoch:int) -> torch.Tensor:
-    "This rank's block of rows `[n // world_size, d]` of shard `i`, in memory."
+def _read(self:ActivationShardDataset, i:int, epoch:int, out:Optional[torch.Tensor]=None) -> torch.Tensor:
+    "This rank's block of rows `[n // world_size, d]` of shard `i`, in memory (in `out` when it has that shape)."
     f, W, n = self.files[i], self.world_size, self.rows[i]
     q = n // W
     off = int(np.random.default_rng((self.seed, epoch, i)).integers(n)) if self.shuffle and W > 1 and n else 0
@@ -872,7 +908,7 @@ def _read(self:ActivationShardDataset, i:int, epoch:int) -> torch.Tensor:
     if f.suffix == ".pt":
         x = load_shard(f)["acts"]
         return x if W == 1 else torch.cat([x[s:e] for s, e in spans])
-    out = torch.empty(q, self.d_in, dtype=self.dtype)
+    if out is None or out.shape != (q, self.d_in) or out.dtype != self.dtype: out = torch.empty(q, self.d_in, dtype=self.dtype)
     row_bytes, o = self.d_in * self.dtype.itemsize, 0
     with open(f, "rb") as h:
         for s, e in spans:
@@ -916,9 +952,11 @@ def _iterate(self:ActivationShardDataset):
     mine, stream, skip = self._plan(epoch, start, k, K)
     while skip > 0: skip -= sum(len(keys) for *_, keys in stream.take(min(skip, 1 << 20)))    # plans only: nothing is read
     pool = ThreadPoolExecutor(1, thread_name_prefix="sae_nb-shards") if self.prefetch else None
-    data = {}                                                          # source -> its rows (or a Future of them)
+    data, spare = {}, []                                               # source -> its rows (or a Future of them); used-up shard tensors
     def fetch(j):
-        if j not in data: data[j] = pool.submit(self._read, mine[j], epoch) if pool else self._read(mine[j], epoch)
+        if j in data: return
+        buf = spare.pop() if spare else None                           # recycled: no allocator churn, flat memory
+        data[j] = pool.submit(self._read, mine[j], epoch, buf) if pool else self._read(mine[j], epoch, buf)
     def gather(parts, n):
         out, o = torch.empty(n, self.d_in, dtype=self.out_dtype), 0
         for j, idx, keys in parts:
@@ -931,7 +969,9 @@ def _iterate(self:ActivationShardDataset):
         return out
     def after():                                                       # forget used-up shards, start reading the next ones
         live = {s[0] for s in stream.live}
-        for j in [j for j in data if j < stream.next and j not in live]: del data[j]
+        for j in [j for j in data if j < stream.next and j not in live]:
+            x = data.pop(j)
+            if isinstance(x, torch.Tensor) and self.files[mine[j]].suffix == ".safetensors" and len(spare) < 2: spare.append(x)
         for j in live: fetch(j)
         for j in range(stream.next, min(stream.next + self.prefetch, len(mine))): fetch(j)
     try:

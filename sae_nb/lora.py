@@ -17,8 +17,8 @@ from torch import nn
 from torch.utils.data import IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 
-from .config import DTYPES, SAEConfig, TrainingConfig, atomic_file, atomic_write_text, default_device, dtype_name
-from .dashboard import ExampleCollector, dashboard_main, decoder_neighbors, to_json, validate_feature_data
+from .config import DTYPES, SAEConfig, TrainingConfig, atomic_file, atomic_write_text, default_device, dtype_name, to_json
+from .dashboard import ExampleCollector, dashboard_main, decoder_neighbors, validate_feature_data
 from .data import load_processed_data
 from .models import EMBEDDED_MODEL, embedded_corpus, embedded_model_dir, embedded_tokenizer, qwen3_config
 from .sae import load_sae, make_sae
