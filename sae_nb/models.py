@@ -465,11 +465,22 @@ def unigram_loss(train_tokens:torch.Tensor, tokens:torch.Tensor, vocab_size:int,
     return -logp[_windows(tokens, seq_len)[:, 1:]].mean().item()
 
 # %% ../nbs/01_models.ipynb #0efbb3ef
+def _busy_cores(interval:float=0.25) -> float:
+    "Cores kept busy by all processes over the next `interval` seconds (`/proc/stat`; the 1-minute load average elsewhere)."
+    def ticks():
+        with open("/proc/stat") as f: v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + (v[4] if len(v) > 4 else 0)          # all, idle + iowait
+    try:
+        (t0, i0), _ = ticks(), time.sleep(interval)
+        t1, i1 = ticks()
+        return _cores() * (1 - (i1 - i0) / max(t1 - t0, 1))
+    except OSError: return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+def _cores() -> int: return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
 def _idle_threads() -> int:
     "Threads for CPU training: torch's thread count, capped at the cores not busy with other processes."
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return max(1, min(torch.get_num_threads(), cores, int(cores - busy + 0.5)))
+    return max(1, min(torch.get_num_threads(), _cores(), int(_cores() - _busy_cores() + 0.5)))
 
 # %% ../nbs/01_models.ipynb #5d6469a5
 def train_embedded_model(out_dir:str|Path, # where to write the model (atomically; replaced if it exists)

@@ -12,6 +12,8 @@ fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline WANDB_SILENT=true TOKENIZERS_PARALLELISM=false
 export PYTHONWARNINGS="ignore::DeprecationWarning"
 start=$(date +%s)
+# the embedded model is pretrained once (cached under ~/.cache/sae_nb) on all cores, before tests run in parallel
+"$BIN/python" -c "from sae_nb.models import embedded_model_dir; print('embedded model:', embedded_model_dir(progress=False))"
 "$BIN/nbdev-test" --n-workers "${NBDEV_WORKERS:-2}" --timing
 echo "nbdev-test: $(( $(date +%s) - start ))s"
 set +e
