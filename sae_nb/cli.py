@@ -75,6 +75,8 @@ def _add_sae_args(p:argparse.ArgumentParser):
     g.add_argument("--sparsity-penalty", type=float, default=0.01, help="L1 coefficient (standard SAE; JumpReLU L0 weight) (default %(default)s)")
     g.add_argument("--topk", type=int, default=128, help="k of TopK / BatchTopK (default %(default)s)")
     g.add_argument("--topk-aux", type=int, default=None, help="latents in the auxiliary dead-latent loss (default max(1, topk // 2))")
+    g.add_argument("--n-batches-to-dead", type=int, default=200, help="batches without firing before a latent counts as dead and joins the auxiliary loss (default %(default)s)")
+    g.add_argument("--aux-penalty", type=float, default=1/32, help="weight of the auxiliary dead-latent loss (default 1/32)")
 
 def _add_train_args(p:argparse.ArgumentParser):
     "Training, memory and end-to-end loss flags."
@@ -166,6 +168,7 @@ def sae_config_for(model, # the loaded HookedTransformer
     top_k = a.topk if a.sae_type in ("batch_topk", "topk") else None
     return SAEConfig(d_in=hook_d_in(model, hook), expansion_factor=a.sae_expansion, architecture=a.sae_type, top_k=top_k,
                      top_k_aux=a.topk_aux if top_k else None, l1_coefficient=a.sparsity_penalty, hook_layer=layer, hook_name=name,
+                     n_batches_to_dead=a.n_batches_to_dead, aux_penalty=a.aux_penalty,
                      device=a.device or default_device(), model_name=str(a.model_name), context_size=a.max_text_length)
 
 def default_run_name(model_name:str, sae_cfg:SAEConfig) -> str:

@@ -82,3 +82,27 @@ def test_every_command_has_help():
     for cmd in ["sae-train", "sae-train-qwen3", "sae-capture", "sae-train-shards", "sae-analyze", "sae-dashboard", "sae-lora-capture", "sae-lora", "sae-run"]:
         r = run(cmd, "--help")
         assert r.returncode == 0 and "usage:" in r.stdout, (cmd, r.stderr)
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+def test_sae_train_under_torchrun_with_wandb_offline(tiny_dir, tmp_path):
+    "`torchrun --nproc_per_node 2 sae-train ...` (gloo, CPU, loopback) with W&B offline: one export, one W&B run, from rank 0."
+    args = ["--model-name", tiny_dir, "--device", "cpu", "--quiet", "--output-dir", tmp_path/"out", "--max-texts", "40", "--num-epochs", "2",
+            "--batch-size", "8", "--max-text-length", "32", "--topk", "4", "--sae-expansion", "2", "--run-name", "ddp",
+            "--wandb", "--wandb-mode", "offline", "--wandb-project", "sae-nb-test", "--wandb-tags", "ci", "ddp"]
+    env = {**ENV, "WANDB_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                        "--master_port", str(_free_port()), str(BIN/"sae-train"), *map(str, args)],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
+    export = tmp_path/"out"/"pretrained_models"/"ddp"
+    assert (export/"weights.safetensors").exists() and (export/"config.json").exists()
+    hist = json.loads((export/"history.json").read_text())
+    assert len(hist["loss"]) > 0 and max(hist["epoch"]) == 2, {k: v[-3:] for k, v in hist.items()}
+    runs = list((tmp_path/"wandb").glob("offline-run-*"))
+    assert len(runs) == 1, runs                                        # rank 0 only
+    assert any(runs[0].rglob("*.wandb")), list(runs[0].rglob("*"))
+    ckpts = list((tmp_path/"out"/"checkpoints"/"ddp").iterdir())
+    assert ckpts and not any(p.name.startswith(".") or "tmp" in p.name for p in ckpts), ckpts   # no half-written checkpoint left behind
