@@ -123,7 +123,7 @@ def profile(a, dev):
 def peers(a):
     if not PEER_PY.exists():
         sys.exit(f"no peer venv at {PEER_PY}; build it with: bash {PEER_DIR}/setup.sh {REPO}")
-    out = Path(a.out or tempfile.mkdtemp(prefix="peers-")/"peers.jsonl")
+    out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="peers-"))/"peers.jsonl"
     libs = ["torch_ref", "sparsify", OURS] + ([MINIMAL] if a.minimal else [])
     cmd = [str(PEER_PY), str(PEER_DIR/"peer_sae_step.py"), "--lib", ",".join(libs), "--repeats", str(a.repeats),
            "--out", str(out), "--seed", str(a.seed)] + (["--threads", str(a.threads)] if a.threads else []) + a.driver_args
