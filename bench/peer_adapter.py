@@ -33,16 +33,11 @@ def _device() -> str:
 
 def _minimal_loop(sae, batches, cfg, dense: bool) -> str:
     "The step order of seed 003 over the SAE's public methods; fused Adam."
+    from bench.train_step import step_fn                     # the one copy of the step order (also timed there)
     opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, fused=True)
     sae.train()
-    for x in batches:
-        out = sae.training_forward(x.to(sae.device), dense=dense, return_features=False)
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        sae.project_decoder_gradients()
-        opt.step()
-        sae.normalize_decoder()
-        sae.update_inactive_features(out)
+    step = step_fn(sae, opt, dense, features=False)
+    for x in batches: step(x.to(sae.device))
     return f"torch Adam(fused) lr={cfg.lr:g} constant, minimal loop over SAE methods"
 
 

@@ -496,6 +496,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'sae_nb.data.pad_collate': ('data.html#pad_collate', 'sae_nb/data.py'),
                              'sae_nb.data.pad_token_id_of': ('data.html#pad_token_id_of', 'sae_nb/data.py'),
                              'sae_nb.data.process_textbooks': ('data.html#process_textbooks', 'sae_nb/data.py'),
+                             'sae_nb.data.rank_world': ('data.html#rank_world', 'sae_nb/data.py'),
                              'sae_nb.data.read_manifest': ('data.html#read_manifest', 'sae_nb/data.py'),
                              'sae_nb.data.sample_raw_dir': ('data.html#sample_raw_dir', 'sae_nb/data.py'),
                              'sae_nb.data.set_epoch': ('data.html#set_epoch', 'sae_nb/data.py'),

@@ -25,9 +25,9 @@ from .models import get_activations, hook_d_in, parse_hook_spec
 # %% auto #0
 __all__ = ['SHARD_FORMAT', 'SHARD_KEYS', 'clean_markdown', 'split_text', 'sample_raw_dir', 'process_textbooks',
            'load_processed_data', 'split_train_val', 'pad_token_id_of', 'bos_token_id_of', 'Window',
-           'WindowedTextDataset', 'TokenBatch', 'pad_collate', 'EpochSampler', 'set_epoch', 'make_dataloader',
-           'texts_fingerprint', 'model_fingerprint', 'read_manifest', 'load_shard', 'capture_activations',
-           'ActivationShardDataset']
+           'WindowedTextDataset', 'TokenBatch', 'pad_collate', 'EpochSampler', 'set_epoch', 'rank_world',
+           'make_dataloader', 'texts_fingerprint', 'model_fingerprint', 'read_manifest', 'load_shard',
+           'capture_activations', 'ActivationShardDataset']
 
 # %% ../nbs/03_data.ipynb #fc184308
 _FRONT_MATTER = re.compile(r"\A(?:---|\+\+\+)[ \t]*\n.*?\n(?:---|\.\.\.|\+\+\+)[ \t]*(?:\n|\Z)", re.S)
@@ -448,6 +448,16 @@ def set_epoch(obj, # a DataLoader, or anything with `set_epoch`
         else: t.set_epoch(epoch)
 
 # %% ../nbs/03_data.ipynb #9fc48e33
+def rank_world(rank:int|None=None, # this process's DDP rank; None = from torch.distributed (else 0)
+               world_size:int|None=None, # the number of ranks; None = from torch.distributed (else 1)
+              ) -> tuple[int, int]:
+    "`(rank, world_size)`: the values given, else this process's from `torch.distributed` (`(0, 1)` without it), checked."
+    on = torch.distributed.is_available() and torch.distributed.is_initialized()
+    rank = rank if rank is not None else (torch.distributed.get_rank() if on else 0)
+    world_size = world_size if world_size is not None else (torch.distributed.get_world_size() if on else 1)
+    if not 0 <= rank < world_size: raise ValueError(f"rank={rank} must lie in 0..world_size-1 (world_size={world_size})")
+    return rank, world_size
+
 def make_dataloader(dataset, # a WindowedTextDataset (or any map-style dataset of 1-D token tensors), or an ActivationShardDataset
                     config:TrainingConfig, # batch_size, num_dataloader_workers, pin_memory, persistent_workers, seed
                     shuffle:bool=True, # shuffle items (map-style datasets; shard datasets shuffle themselves)
@@ -466,9 +476,7 @@ def make_dataloader(dataset, # a WindowedTextDataset (or any map-style dataset o
     pad = pad_token_id if pad_token_id is not None else getattr(dataset, "pad_token_id", None)
     if pad is None: raise ValueError("no pad_token_id: the dataset's tokenizer has neither PAD nor EOS; pass pad_token_id explicitly")
     if sampler is None:
-        dist = torch.distributed.is_available() and torch.distributed.is_initialized()
-        rank = rank if rank is not None else (torch.distributed.get_rank() if dist else 0)
-        world_size = world_size if world_size is not None else (torch.distributed.get_world_size() if dist else 1)
+        rank, world_size = rank_world(rank, world_size)
         sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=config.seed, rank=rank, world_size=world_size)
     return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=partial(pad_collate, pad_token_id=pad), **kw)
 
@@ -829,10 +837,7 @@ class ActivationShardDataset(IterableDataset):
         for name, v in dict(limit=limit, batch_size=batch_size, buffer_rows=buffer_rows).items():
             if v is not None and int(v) < 1: raise ValueError(f"{name}={v} must be >= 1{' (or None)' if name != 'buffer_rows' else ''}")
         if int(prefetch) < 0: raise ValueError(f"prefetch={prefetch} must be >= 0 (0: no background reading)")
-        dist = torch.distributed.is_available() and torch.distributed.is_initialized()
-        self.rank = rank if rank is not None else (torch.distributed.get_rank() if dist else 0)
-        self.world_size = world_size if world_size is not None else (torch.distributed.get_world_size() if dist else 1)
-        if not 0 <= self.rank < self.world_size: raise ValueError(f"rank={self.rank} must lie in 0..world_size-1 (world_size={self.world_size})")
+        self.rank, self.world_size = rank_world(rank, world_size)
         self.shuffle, self.limit, self.batch_size, self.buffer_rows, self.seed, self.drop_last = shuffle, limit, batch_size, buffer_rows, seed, drop_last
         self.prefetch = int(prefetch)
         self._discover(allow_incomplete)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .config import DTYPES, SAEConfig, TrainingConfig, atomic_file, atomic_write_text, default_device, dtype_name, to_json
 from .dashboard import ExampleCollector, dashboard_main, decoder_neighbors, validate_feature_data
-from .data import load_processed_data
+from .data import load_processed_data, rank_world
 from .models import EMBEDDED_MODEL, embedded_corpus, embedded_model_dir, embedded_tokenizer, qwen3_config
 from .sae import load_sae, make_sae
 from .training import init_distributed, is_main_process, train_on_activations
@@ -674,10 +674,7 @@ class LoraActivationDataset(IterableDataset):
         self.path, self.d_in = Path(path), self.info.d_in
         for name, v in dict(batch_size=batch_size, block_rows=block_rows, buffer_rows=buffer_rows).items():
             if int(v) < 1: raise ValueError(f"{name}={v} must be >= 1")
-        dist = torch.distributed.is_available() and torch.distributed.is_initialized()
-        self.rank = rank if rank is not None else (torch.distributed.get_rank() if dist else 0)
-        self.world_size = world_size if world_size is not None else (torch.distributed.get_world_size() if dist else 1)
-        if not 0 <= self.rank < self.world_size: raise ValueError(f"rank={self.rank} must lie in 0..world_size-1 (world_size={self.world_size})")
+        self.rank, self.world_size = rank_world(rank, world_size)
         self.batch_size, self.shuffle, self.block_rows, self.buffer_rows, self.seed, self.drop_last = batch_size, shuffle, block_rows, buffer_rows, seed, drop_last
         self.dtype, self.scale = DTYPES[dtype_name(dtype)], float(scale)
         self.blocks = self._blocks(examples)

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .config import SAEConfig, TrainingConfig, atomic_dir, atomic_write_text
 from .models import get_activations, hook_d_in, parse_hook_spec, resolve_hook
 from .sae import SAE, SAE_CLASSES, TopKSAE
-from .data import ActivationShardDataset, EpochSampler, WindowedTextDataset, bos_token_id_of, load_processed_data, make_dataloader
+from .data import ActivationShardDataset, EpochSampler, WindowedTextDataset, bos_token_id_of, load_processed_data, make_dataloader, rank_world
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'STATE_FILE', 'OPTIM_FILE', 'dist_info', 'is_main_process', 'all_reduce_mean', 'init_distributed',
@@ -34,7 +34,7 @@ def _distributed() -> bool: return dist.is_available() and dist.is_initialized()
 
 def dist_info() -> tuple[int, int]:
     "`(rank, world_size)` of this process: `(0, 1)` unless `torch.distributed` is initialised."
-    return (dist.get_rank(), dist.get_world_size()) if _distributed() else (0, 1)
+    return rank_world()
 
 def is_main_process() -> bool:
     "True on rank 0 (and in a single process): the process that writes checkpoints, logs and exports."
