@@ -224,7 +224,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'sae_nb.analysis._history_x': ('analysis.html#_history_x', 'sae_nb/analysis.py'),
                                  'sae_nb.analysis._hook_from': ('analysis.html#_hook_from', 'sae_nb/analysis.py'),
                                  'sae_nb.analysis._limit_texts': ('analysis.html#_limit_texts', 'sae_nb/analysis.py'),
-                                 'sae_nb.analysis._load_any_sae': ('analysis.html#_load_any_sae', 'sae_nb/analysis.py'),
                                  'sae_nb.analysis._peak_rss_mib': ('analysis.html#_peak_rss_mib', 'sae_nb/analysis.py'),
                                  'sae_nb.analysis._pos_int': ('analysis.html#_pos_int', 'sae_nb/analysis.py'),
                                  'sae_nb.analysis._round': ('analysis.html#_round', 'sae_nb/analysis.py'),

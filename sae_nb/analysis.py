@@ -40,12 +40,6 @@ class AnalysisInputs(NamedTuple):
     data_source: str        # the data file, or a description of the default corpus
     sae_path: Optional[str] # the SAE directory (None for an SAE passed in memory)
 
-def _load_any_sae(sae_path, device:str) -> SAE:
-    "Our export directory (`config.json`), or a SAELens directory (`cfg.json`)."
-    p = Path(sae_path)
-    if p.is_dir() and not (p/"config.json").exists() and (p/"cfg.json").exists(): return from_saelens(p, device=device)
-    return load_sae(p, device=device)
-
 # %% ../nbs/07_analysis.ipynb #8c93add5
 def _hook_from(sae:SAE, layer, hook_name) -> str:
     "The hook spec to analyse: the SAE's own unless `layer`/`hook_name` say otherwise (then they must agree with it)."
@@ -106,12 +100,17 @@ def resolve_analysis_inputs(sae_path=None, # the SAE directory (ours or SAELens'
                             device:Optional[str]=None, # default: cuda if available
                             model=None, # an already loaded HookedTransformer (skips load_model)
                             sae:Optional[SAE]=None, # an SAE in memory instead of sae_path
+                            texts:Optional[Sequence[str]]=None, # the corpus in memory instead of data_path
+                            data_source:Optional[str]=None, # how the report describes `texts`
                            ) -> AnalysisInputs:
     "Load and check everything an analysis needs; `ValueError`/`FileNotFoundError` naming the problem otherwise."
-    texts, src = load_texts(data_path)                        # a missing data file fails before anything heavy is loaded
+    if texts is None: texts, src = load_texts(data_path)      # a missing data file fails before anything heavy is loaded
+    else:
+        texts, src = list(texts), data_source or f"{len(texts)} texts passed in memory"
+        if not texts: raise ValueError("texts is empty: pass at least one text, or texts=None to read data_path")
     if sae is None:
         if sae_path is None: raise ValueError("sae_path is required: the directory written by SAE.save() (weights.safetensors, config.json)")
-        sae = _load_any_sae(sae_path, device or (model.cfg.device if model is not None else default_device()))
+        sae = load_sae(sae_path, device=device or (model.cfg.device if model is not None else default_device()))
     spec = _hook_from(sae, layer, hook_name)
     if model is None:
         model_name = model_name or sae.cfg.model_name
@@ -164,10 +163,11 @@ def run_quick_analysis(model_name:Optional[str]=None, # default: the SAE's confi
                        mean_ablation:bool=False, # also splice in the mean activation
                        dead_threshold:float=DEAD_THRESHOLD, # see metrics.find_dead_features
                        device:Optional[str]=None, model=None, sae:Optional[SAE]=None,
+                       texts:Optional[Sequence[str]]=None, data_source:Optional[str]=None, # the corpus in memory instead of data_path
                        progress:bool=True) -> dict:
     "Sparsity, dead latents, reconstruction and ablation (loss recovered, KL) in one pass; no activation database."
     t0 = time.time()
-    inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, max_texts, max_tokens, device, model, sae)
+    inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, max_texts, max_tokens, device, model, sae, texts, data_source)
     batches = token_batches(inp.model, inp.texts, batch_size, max_length, bool(inp.sae.cfg.prepend_bos), progress)
     ev = evaluate_sae(inp.model, inp.sae, batches, inp.hook_spec, mean_ablation=mean_ablation, dead_threshold=dead_threshold, progress=progress)
     sp = ev["sparsity"]
@@ -432,9 +432,9 @@ class SAEAnalyzer:
         sae = sae_path if isinstance(sae_path, SAE) else None
         loaded = None if isinstance(model, (str, Path)) else model
         inp = resolve_analysis_inputs(None if sae is not None else sae_path, str(model) if loaded is None else None, layer, hook_name,
-                                      device=device, model=loaded, sae=sae)
+                                      device=device, model=loaded, sae=sae, texts=dataset, data_source=None if dataset is None else "SAEAnalyzer dataset")
         self.model, self.sae, self.hook_spec, self.sae_path = inp.model, inp.sae, inp.hook_spec, inp.sae_path
-        self.dataset = list(dataset) if dataset is not None else inp.texts
+        self.dataset = inp.texts
         self.batch_size, self.max_length = batch_size, max_length
         self.db = self.similarity = self.cooccurrence = None; self._cooc_metric = None
 
@@ -615,13 +615,14 @@ def run_comprehensive_analysis(model_name:Optional[str]=None, # default: the SAE
                                dashboard:bool=True, # also write dashboard.html
                                tag:Optional[str]=None, # suffix of the result files; default a UTC timestamp
                                device:Optional[str]=None, model=None, sae:Optional[SAE]=None,
+                               texts:Optional[Sequence[str]]=None, data_source:Optional[str]=None, # the corpus in memory instead of data_path
                                progress:bool=True) -> Path:
     "Activation database, matrices, every metric, feature summaries, plots and a report in `analysis_dir`; returns its path."
     from sae_nb.activation_db import collect_all_activations, compute_feature_cooccurrence, compute_feature_similarity
     st = _Stages(progress)
     with st("load"):
-        inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, max_texts, max_tokens, device, model, sae)
-        if progress and data_path is None: print(f"[sae-analyze] no data_path: analysing {inp.data_source}")
+        inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, max_texts, max_tokens, device, model, sae, texts, data_source)
+        if progress and data_path is None and texts is None: print(f"[sae-analyze] no data_path: analysing {inp.data_source}")
     tag = tag or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     analysis_dir = Path(analysis_dir) if analysis_dir is not None else Path("analysis")/(Path(sae_path).name if sae_path else "sae")
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cli.ipynb #9aa8b877
 from __future__ import annotations
-import argparse, contextlib, json, os, re, sys, tempfile, time, traceback, warnings
+import argparse, contextlib, json, os, re, sys, time, traceback, warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -534,15 +534,13 @@ def run_main(argv:Optional[Sequence[str]]=None) -> int:
         res = run_training(a, texts=texts, model=model)
         if not is_main_process(): return 0
         t1 = time.time()
-        with tempfile.TemporaryDirectory() as tmp:
-            data_path = a.analysis_data_path
-            if data_path is None:
-                data_path = Path(tmp)/"val.json"
-                val = split_train_val(texts, a.val_fraction, seed=a.seed)[1] or texts
-                data_path.write_text(json.dumps(val))
-            adir = Path(a.analysis_dir or Path(a.output_dir)/"analysis"/res["run_name"])
-            run_comprehensive_analysis(sae_path=res["export_dir"], data_path=data_path, batch_size=a.analysis_batch_size, analysis_dir=adir,
-                                       max_tokens=a.analysis_max_tokens, model=model, progress=not a.quiet, dashboard=True)
+        val, src = None, None
+        if a.analysis_data_path is None:                       # the held-out split of the training texts
+            val = split_train_val(texts, a.val_fraction, seed=a.seed)[1] or texts
+            src = f"{len(val)} held-out texts (val_fraction {a.val_fraction}, seed {a.seed}) of {a.data_path or 'the embedded corpus'}"
+        adir = Path(a.analysis_dir or Path(a.output_dir)/"analysis"/res["run_name"])
+        run_comprehensive_analysis(sae_path=res["export_dir"], data_path=a.analysis_data_path, texts=val, data_source=src, batch_size=a.analysis_batch_size,
+                                   analysis_dir=adir, max_tokens=a.analysis_max_tokens, model=model, progress=not a.quiet, dashboard=True)
         t2 = time.time()
         _say(f"\ntrained SAE:  {res['export_dir']}  ({t1 - t0:.0f} s)\nanalysis:     {adir}/README.md  ({t2 - t1:.0f} s)\ndashboard:    {adir}/dashboard.html")
     return run_cli("sae-run", body, quiet=a.quiet)

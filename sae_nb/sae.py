@@ -861,8 +861,10 @@ def load(cls:SAE, path:str|Path, # a directory written by `save` (or seed 003's)
     return sae, (_read_json(h, "the history is damaged; load without load_history") if h.exists() else {})
 
 def load_sae(path:str|Path, device:str="cpu", load_history:bool=False):
-    "Load any SAE export (`SAE.load`): the class comes from its config."
-    return SAE.load(path, device=device, load_history=load_history)
+    "Load any SAE export (`SAE.load`: the class comes from its config), or a SAELens directory (`cfg.json`, via `from_saelens`)."
+    p = Path(path)
+    if p.is_dir() and not (p/"config.json").exists() and (p/"cfg.json").exists(): return from_saelens(p, device=device)
+    return SAE.load(p, device=device, load_history=load_history)
 
 # %% ../nbs/02_sae.ipynb #b4f2f9ac
 SAELENS_CFG_FILE, SAELENS_WEIGHTS_FILE = "cfg.json", "sae_weights.safetensors"
