@@ -17,8 +17,8 @@ from numpy.lib import format as npf
 from scipy import sparse
 from tqdm.auto import tqdm
 
-from .config import atomic_dir, atomic_file, atomic_write_text
-from .data import WindowedTextDataset, bos_token_id_of, pad_collate
+from .config import atomic_dir, atomic_file, atomic_write_text, to_json
+from .data import WindowedTextDataset, bos_token_id_of, pad_collate, rank_world
 from .models import get_activations, parse_hook_spec
 
 # %% auto #0
@@ -328,7 +328,7 @@ def _write_manifest(root:Path, meta:dict) -> dict:
     m = {"format": FORMAT, "format_version": FORMAT_VERSION, "sae_nb_version": __version__,
          "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **meta,
          "arrays": {p.stem: _npy_info(p) for p in sorted(root.glob("*.npy"))}}
-    atomic_write_text(root/MANIFEST, json.dumps(m, indent=1))
+    to_json(m, root/MANIFEST, indent=1)
     return m
 
 # %% ../nbs/05_activation_db.ipynb #12180e60
@@ -528,8 +528,7 @@ def _dist_info(distributed:bool|None) -> tuple[int, int]:
     if distributed and not on:
         raise ValueError("distributed=True needs torch.distributed initialised: launch with torchrun and call "
                          "torch.distributed.init_process_group() first (or pass distributed=None)")
-    if distributed is False or not on: return 0, 1
-    return dist.get_rank(), dist.get_world_size()
+    return (0, 1) if distributed is False else rank_world()
 
 # %% ../nbs/05_activation_db.ipynb #b42fa7b0
 def _collection_setup(model, sae, texts, hook_spec, batch_size, activation_threshold, max_length, top_n, prepend_bos, sink_threshold) -> dict:
@@ -743,8 +742,8 @@ def _merge_group(w:_Writer, files:list, offs:list, world:int, g0:int, g1:int):
 # %% ../nbs/05_activation_db.ipynb #dbdff1ec
 def _all_ok(err:str|None, what:str):
     "Share each rank's error (or None) with all ranks; raise on every rank if any failed."
-    errs = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(errs, err)
+    from sae_nb.training import _gather_json                  # JSON over tensors: no pickle between ranks either
+    errs = _gather_json(err)
     bad = [(r, e) for r, e in enumerate(errs) if e]
     if bad: raise RuntimeError(f"{what} failed on rank(s) {[r for r, _ in bad]}: " + "; ".join(f"rank {r}: {e}" for r, e in bad))
 

@@ -22,7 +22,7 @@ from .dashboard import ExampleCollector, dashboard_main, decoder_neighbors, vali
 from .data import load_processed_data, rank_world
 from .models import EMBEDDED_MODEL, embedded_corpus, embedded_model_dir, embedded_tokenizer, qwen3_config
 from .sae import load_sae, make_sae
-from .training import init_distributed, is_main_process, train_on_activations
+from .training import _gather_json, init_distributed, is_main_process, train_on_activations
 
 # %% auto #0
 __all__ = ['ADAPTER_TYPES', 'MLP_ADAPTERS', 'ATTENTION_ADAPTERS', 'ACTIVATIONS_FILE', 'FORMAT_NAME', 'FORMAT_VERSION',
@@ -582,9 +582,8 @@ def _capture_torchrun(rank, world, local, out:Path, load_kw, texts, cap_kw, devi
     own = not dist.is_initialized()
     if own: dist.init_process_group("gloo", timeout=timedelta(hours=12))       # coordination only: gloo works next to any device
     try:
-        name = [f".parts-{uuid.uuid4().hex[:12]}" if rank == 0 else None]
-        dist.broadcast_object_list(name, src=0)
-        parts = out.parent/name[0]; parts.mkdir(parents=True, exist_ok=True)
+        name = _gather_json(f".parts-{uuid.uuid4().hex[:12]}" if rank == 0 else None)[0]   # rank 0's name, without pickle
+        parts = out.parent/name; parts.mkdir(parents=True, exist_ok=True)
         _capture_part(rank, world, _rank_device(device, local), parts/f"part-{rank:05d}.h5", load_kw, texts, cap_kw, progress)
         dist.barrier()
         if rank == 0:
@@ -728,7 +727,7 @@ def _iterate(self:LoraActivationDataset) -> Iterator[torch.Tensor]:
     q = self.rows_per_epoch; a0 = self.rank * q
     a, b = a0 + q * k // K, a0 + q * (k + 1) // K                       # this worker's stretch of the epoch's row sequence
     g = np.random.default_rng((self.seed, epoch, self.rank, k, 1))
-    pool, carry = None, None
+    parts, n_pool, carry = [], 0, None                                  # the shuffle pool, as blocks (concatenated only when it is drained)
     out = lambda x: torch.from_numpy(x).to(self.dtype) * self.scale if self.scale != 1 else torch.from_numpy(x).to(self.dtype)
     def emit(x):
         nonlocal carry
@@ -741,12 +740,13 @@ def _iterate(self:LoraActivationDataset) -> Iterator[torch.Tensor]:
         for s, e in _stretch(self.blocks[order], a, b):
             x = ds[s:e]
             if not self.shuffle: yield from emit(x); continue
-            pool = x if pool is None else np.concatenate([pool, x])
-            if len(pool) > self.buffer_rows:
+            parts.append(x); n_pool += len(x)
+            if n_pool > self.buffer_rows:
+                pool = np.concatenate(parts)
                 pool = pool[g.permutation(len(pool))]
                 n_out = len(pool) - self.buffer_rows // 2
-                yield from emit(pool[:n_out]); pool = pool[n_out:]
-    if pool is not None and len(pool): yield from emit(pool[g.permutation(len(pool))])
+                yield from emit(pool[:n_out]); parts, n_pool = [pool[n_out:]], len(pool) - n_out
+    if n_pool: pool = np.concatenate(parts); yield from emit(pool[g.permutation(len(pool))])
     if carry is not None and not self.drop_last: yield out(carry)
 
 # %% ../nbs/10_lora.ipynb #ef7cf6b4
