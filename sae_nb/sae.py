@@ -117,23 +117,24 @@ def forward(self:SAE, x:torch.Tensor) -> SAEOutput:
     return SAEOutput(self.decode(f), f)
 
 # %% ../nbs/02_sae.ipynb #d1d9c106
+def _fired_latents(values:torch.Tensor, flat:torch.Tensor, d_sae:int) -> torch.Tensor:
+    "Bool `[d_sae]`: the latents with a non-zero value among sparse `(values, flat indices)` (no device sync)."
+    hits = torch.zeros(d_sae, dtype=torch.int32, device=values.device)
+    return hits.index_add_(0, flat % d_sae, values.detach().ne(0).int()) > 0
+
 @patch
 @torch.no_grad()
 def update_inactive_features(self:SAE, features:torch.Tensor|tuple|dict):
     "Record which latents fired (are non-zero): `ever_fired`, `num_batches_not_active`."
     # `features`: dense latents `[..., d_sae]`, a `(values, flat indices)` pair, or a `training_forward` output
     if isinstance(features, dict):
-        features = features.get("topk") if features.get("topk") is not None else features.get("features")
-        if features is None: raise ValueError("this training_forward output has neither 'topk' nor 'features' (return_features=False on a dense "
-                                              "path); call training_forward with return_features=True")
-    if isinstance(features, (tuple, list)):
-        vals, flat = features
-        fired = torch.zeros(self.d_sae, dtype=torch.bool, device=self.device)
-        fired[flat[vals.detach() != 0] % self.d_sae] = True
+        if "fired" not in features: raise ValueError("this dict is not a training_forward output (it has no 'fired'); pass the latents, or (values, flat indices)")
+        fired = features["fired"]
+    elif isinstance(features, (tuple, list)): fired = _fired_latents(*features, self.d_sae)
     else: fired = features.reshape(-1, self.d_sae).ne(0).any(dim=0)
     self.ever_fired |= fired
     self.num_batches_not_active += (~fired).long()
-    self.num_batches_not_active[fired] = 0
+    self.num_batches_not_active.masked_fill_(fired, 0)
 
 @patch
 def dead_mask(self:SAE) -> torch.Tensor:
@@ -615,6 +616,7 @@ def training_forward(self:SAE, x:torch.Tensor, # activations `[N, d_in]` or `[B,
                      mask:Optional[torch.Tensor]=None, # bool x.shape[:-1]: real tokens (False = padding, left out)
                      seq_starts:Optional[torch.Tensor]=None, # bool x.shape[:-1]: first token of each sequence (temporal loss on flat rows)
                      l1_coefficient:Optional[float]=None, # overrides cfg.l1_coefficient (e.g. the training config's)
+                     reconstruction_coeff:Optional[float]=None, # overrides cfg.reconstruction_coeff (e.g. the training config's)
                      dense:bool=False, # top-k classes: the dense reference path instead of the sparse one (same values and gradients)
                      return_features:bool=True, # put the dense latents in out["features"]; False: None (read out["topk"] instead)
                     ) -> dict:
@@ -635,7 +637,8 @@ def training_forward(self:SAE, x:torch.Tensor, # activations `[N, d_in]` or `[B,
         if pairs is None: raise ValueError("temporal_smoothness_coeff > 0 needs [B, S, d_in] input, or seq_starts (bool, True at each sequence's first row) for flat rows")
         terms["temporal_loss"] = temporal_smoothness_loss(fd, pairs)
     else: terms["temporal_loss"] = None
-    return self._assemble(x, mask, x_recon, f, terms, c.l1_coefficient if l1_coefficient is None else l1_coefficient, return_features)
+    return self._assemble(x, mask, x_recon, f, terms, c.l1_coefficient if l1_coefficient is None else l1_coefficient,
+                          c.reconstruction_coeff if reconstruction_coeff is None else reconstruction_coeff, return_features)
 
 # %% ../nbs/02_sae.ipynb #02987bc4
 @patch
@@ -648,12 +651,12 @@ def _probe_targets(self:SAE, labels, lead, mask):
     return labels if mask is None else labels[mask.reshape(-1)]
 
 @patch
-def _assemble(self:SAE, x, mask, x_recon, f, terms, l1c, return_features=True) -> dict:
+def _assemble(self:SAE, x, mask, x_recon, f, terms, l1c, rc, return_features=True) -> dict:
     "Weight and sum the loss terms; put the outputs back in the input's shape."
     c = self.cfg
-    w = dict(recon_loss=c.reconstruction_coeff, sparsity_loss=l1c, aux_loss=c.aux_penalty, decorr_loss=c.decorrelation_coeff,
+    w = dict(recon_loss=rc, sparsity_loss=l1c, aux_loss=c.aux_penalty, decorr_loss=c.decorrelation_coeff,
              probe_loss=c.probe_loss_coeff, temporal_loss=c.temporal_smoothness_coeff)
-    loss = c.reconstruction_coeff * terms["recon_loss"]
+    loss = rc * terms["recon_loss"]
     for k, v in terms.items():
         if k != "recon_loss" and v is not None and w[k] != 0: loss = loss + w[k] * v
     zero = torch.zeros((), device=x_recon.device)
@@ -666,6 +669,7 @@ def _assemble(self:SAE, x, mask, x_recon, f, terms, l1c, return_features=True) -
     else:
         out["l1_loss"] = f.detach().float().abs().mean()
         out["l0"] = f.detach().ne(0).sum(-1).float().mean()
+        out["fired"] = f.detach().ne(0).any(0)
         out["topk"], out["features"] = None, None
         if return_features: out["features"] = (f if rows is None else f.new_zeros(n_all, self.d_sae).index_put((rows,), f)).view(*lead, self.d_sae)
     return out
@@ -675,7 +679,8 @@ def _sparse_outputs(self:SAE, f:TopKLatents, rows, lead, n_all, return_features)
     "`l1_loss`, `l0`, `topk` and (when asked) the dense `features` from sparse latents, without an `[N, d_sae]` pass."
     v = f.values.detach().float()
     flat = f.indices if rows is None else rows[f.indices // self.d_sae] * self.d_sae + f.indices % self.d_sae   # into all rows
-    out = {"l1_loss": v.abs().sum() / (f.n_rows * self.d_sae), "l0": v.ne(0).sum().float() / f.n_rows, "topk": (f.values, flat)}
+    out = {"l1_loss": v.abs().sum() / (f.n_rows * self.d_sae), "l0": v.ne(0).sum().float() / f.n_rows, "topk": (f.values, flat),
+           "fired": _fired_latents(v, f.indices, self.d_sae)}
     out["features"] = f.values.new_zeros(n_all * self.d_sae).scatter(0, flat, f.values).view(*lead, self.d_sae) if return_features else None
     return out
 

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .config import SAEConfig, TrainingConfig, atomic_dir, atomic_write_text
 from .models import get_activations, hook_d_in, parse_hook_spec, resolve_hook
-from .sae import SAE, SAE_CLASSES, TopKSAE
+from .sae import SAE, SAE_CLASSES
 from .data import ActivationShardDataset, EpochSampler, WindowedTextDataset, bos_token_id_of, load_processed_data, make_dataloader, rank_world
 
 # %% auto #0
@@ -334,13 +334,6 @@ def _sae_metric_names(sae:SAE) -> list[str]:
     return base + [t for t in _SAE_TERMS if getattr(sae.cfg, _COEFF[t]) > 0]
 
 # %% ../nbs/04_training.ipynb #07715e52
-def _fired(sae:SAE, d:dict, fired:torch.Tensor):
-    "OR into `fired` [d_sae] the latents that are non-zero in a `training_forward` output (sparse `topk` or dense `features`)."
-    if d.get("topk") is not None:
-        vals, flat = d["topk"]
-        fired[flat[vals.detach() != 0] % sae.d_sae] = True
-    elif d.get("features") is not None: fired |= d["features"].detach().reshape(-1, sae.d_sae).ne(0).any(0)
-
 def _sae_chunks(sae:SAE, x:torch.Tensor, keep:Optional[torch.Tensor], config:TrainingConfig, ctx:_StepCtx, backward_now:bool,
                 probe_labels:Optional[torch.Tensor]=None, seq_starts:Optional[torch.Tensor]=None):
     "SAE losses over the kept rows of `x` ([N, d] or [B, S, d]; `keep=None`: all), chunked; `(loss or None, metrics, x_recon or None, fired, n)`."
@@ -349,28 +342,26 @@ def _sae_chunks(sae:SAE, x:torch.Tensor, keep:Optional[torch.Tensor], config:Tra
     if n_all == 0: return None
     cs = config.activation_batch_size if x.ndim == 3 and config.activation_batch_size else len(x)
     w_rec, c = config.reconstruction_loss_weight, sae.cfg
-    dense_f = not isinstance(sae, TopKSAE)                               # top-k classes report (values, indices): no [N, d_sae] tensor
     total, sums, recons = 0., {}, []
     fired = torch.zeros(sae.d_sae, dtype=torch.bool, device=x.device)
     for i in range(0, len(x), cs):
         xc, kc, n = x[i:i+cs], None if keep is None else keep[i:i+cs].to(x.device), n_rows(slice(i, i + cs))
         if n == 0: recons.append(xc.to(sae.dtype)); continue
         kw = {k: v[i:i+cs] for k, v in dict(probe_labels=probe_labels, seq_starts=seq_starts).items() if v is not None}
-        with ctx.autocast(): d = sae.training_forward(xc, mask=kc, l1_coefficient=config.l1_coefficient, return_features=dense_f, **kw)
-        if kc is None: x_k, r_k = xc.reshape(-1, xc.shape[-1]).float(), d["x_recon"].reshape(-1, xc.shape[-1]).float()
-        else: x_k, r_k = xc[kc].float(), d["x_recon"][kc].float()
+        with ctx.autocast(): d = sae.training_forward(xc, mask=kc, l1_coefficient=config.l1_coefficient,
+                                                     reconstruction_coeff=w_rec, return_features=False, **kw)
+        x_k = xc.reshape(-1, xc.shape[-1]).float() if kc is None else xc[kc].float()
         loss = d["loss"]
-        if w_rec != c.reconstruction_coeff: loss = loss + (w_rec - c.reconstruction_coeff) * F.mse_loss(r_k, x_k)   # the training config's weight
         w = n / n_all
         if backward_now and ctx.backward is not None: ctx.backward(loss * w)
         else: total = total + loss * w
-        sse, sst = (r_k - x_k).pow(2).sum().detach(), (x_k - x_k.mean(0)).pow(2).sum().detach()
+        sse, sst = d["recon_loss"] * (n * sae.d_in), (x_k - x_k.mean(0)).pow(2).sum().detach()   # recon_loss: the mean over the kept rows
         m = {"loss": loss.detach().float(), "recon_loss": d["recon_loss"], "l1_loss": d["l1_loss"], "l0": d["l0"],
              "recon_contribution": w_rec * d["recon_loss"], "l1_contribution": config.l1_coefficient * d["sparsity_loss"],
              "aux_loss": d["aux_loss"], "aux_contribution": c.aux_penalty * d["aux_loss"], "sse": sse, "sst": sst,
              **{t: d[t] for t in _SAE_TERMS if getattr(c, _COEFF[t]) > 0}}
         for k, v in m.items(): sums[k] = sums.get(k, 0.) + (v if k in ("sse", "sst") else v * w)
-        _fired(sae, d, fired)
+        fired |= d["fired"]
         recons.append(d["x_recon"])
     sse, sst = sums.pop("sse"), sums.pop("sst")
     sums["explained_variance"] = 1 - sse / sst.clamp_min(1e-12)
