@@ -586,42 +586,46 @@ def _capture_batch(model, batch, hook_spec, pad_id, bos_id, drop_bos, sink_norm_
 
 # %% ../nbs/03_data.ipynb #1a8c5f45
 class _ShardWriter:
-    "Collects rows and writes a shard (then the manifest) every `tokens_per_shard` rows; in a background thread with `background`."
+    "Fills a row buffer and writes a shard (then the manifest) every `tokens_per_shard` rows; with `background`, a thread writes one buffer while the other fills."
     def __init__(self, out_dir, manifest, d_in, dtype, background:bool=False):
-        self.out, self.man, self.n, self.dtype = out_dir, manifest, manifest["settings"]["tokens_per_shard"], dtype
-        self.chunks, self.fill, self.pending = [], 0, None
+        self.out, self.man, n = out_dir, manifest, manifest["settings"]["tokens_per_shard"]
+        self.bufs = [(torch.empty(n, d_in, dtype=dtype), {k: torch.empty(n, dtype=torch.int32) for k in SHARD_KEYS[1:]})
+                     for _ in range(2 if background else 1)]           # pages are touched only as rows arrive
+        self.cur, self.fill, self.pending = 0, 0, None
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="sae_nb-shard-writer") if background else None
 
     def add(self, rows, cursor:dict):
         "Append rows; `cursor(rows_done)` gives the manifest cursor after `rows_done` of these rows."
         done = 0
         while done < len(rows[0]):
-            take = min(len(rows[0]) - done, self.n - self.fill)
-            self.chunks.append(tuple(r[done:done + take] for r in rows))
+            acts, ints = self.bufs[self.cur]
+            take = min(len(rows[0]) - done, len(acts) - self.fill)
+            acts[self.fill:self.fill + take] = rows[0][done:done + take]
+            for k, r in zip(SHARD_KEYS[1:], rows[1:]): ints[k][self.fill:self.fill + take] = r[done:done + take]
             self.fill += take; done += take
-            if self.fill == self.n: self.flush({**cursor, "rows_done": cursor["rows_done"] + done})
+            if self.fill == len(acts): self.flush({**cursor, "rows_done": cursor["rows_done"] + done})
 
     def flush(self, cursor:Optional[dict]):
-        "Write the collected rows as the next shard, then the manifest with `cursor` (queued, in order, with `background`)."
+        "Write the buffered rows as the next shard, then the manifest with `cursor` (queued, in order, with `background`)."
         job = None
         if self.fill:
             name = f"shard_{len(self.man['shards']):05d}.safetensors"
             meta = {"sae_nb": json.dumps({k: self.man[k] for k in ("format", "model_name", "hook_spec", "d_in", "dtype")})}   # one key: a header is byte-stable
-            job = (name, self.chunks, meta)
+            acts, ints = self.bufs[self.cur]
+            job = (name, {"acts": acts[:self.fill], **{k: v[:self.fill] for k, v in ints.items()}}, meta)
             self.man["shards"].append({"file": name, "rows": self.fill})
-            self.man["total_rows"] += self.fill; self.chunks, self.fill = [], 0
+            self.man["total_rows"] += self.fill
+            self.cur, self.fill = (self.cur + 1) % len(self.bufs), 0
         self.man["cursor"] = cursor
         text = json.dumps(self.man, indent=1)
         if self.pool is None: return self._write(job, text)
-        self.wait()                                                    # at most one shard in flight
+        self.wait()                                                    # the buffer filled next was the one in flight: now free
         self.pending = self.pool.submit(self._write, job, text)
 
     def _write(self, job, manifest_text:str):
         "Write a shard (when there is one), then the manifest."
         if job is not None:
-            name, chunks, meta = job
-            cols = [torch.cat([c[i] for c in chunks]) for i in range(len(SHARD_KEYS))]
-            tensors = {"acts": cols[0].to(self.dtype), **{k: v.to(torch.int32) for k, v in zip(SHARD_KEYS[1:], cols[1:])}}
+            name, tensors, meta = job
             with atomic_file(self.out/name) as tmp: save_file(tensors, str(tmp), metadata=meta)
         atomic_write_text(self.out/"manifest.json", manifest_text)
 
