@@ -149,6 +149,16 @@ def _decorrelation(sae:SAE) -> dict:
     d = decoder_decorrelation(sae); d.pop("max_abs_cosine")
     return d
 
+def _eval_results(ev:dict, sae:SAE) -> dict:
+    "The metric sections of `evaluate_sae`'s output, as the result JSONs store them."
+    sp = ev["sparsity"]
+    return dict(n_tokens=ev["n_tokens"], sparsity=sp.to_dict(), dead_features=sp.dead.to_dict(), reconstruction=ev["reconstruction"],
+                ablation=ev["ablation"], decorrelation=_decorrelation(sae))
+
+def _saved(res:dict, path=None) -> dict:
+    "`res` as plain JSON types (NaN → None), serialised once; also written atomically to `path` when given."
+    return json.loads(to_json(res, path, indent=2))
+
 # %% ../nbs/07_analysis.ipynb #553f1018
 def run_quick_analysis(model_name:Optional[str]=None, # default: the SAE's config
                        sae_path=None, # the SAE directory
@@ -170,14 +180,9 @@ def run_quick_analysis(model_name:Optional[str]=None, # default: the SAE's confi
     inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, max_texts, max_tokens, device, model, sae, texts, data_source)
     batches = token_batches(inp.model, inp.texts, batch_size, max_length, bool(inp.sae.cfg.prepend_bos), progress)
     ev = evaluate_sae(inp.model, inp.sae, batches, inp.hook_spec, mean_ablation=mean_ablation, dead_threshold=dead_threshold, progress=progress)
-    sp = ev["sparsity"]
-    res = dict(mode="quick", **_run_info(inp), n_tokens=ev["n_tokens"], skip_first=ev["skip_first"], sparsity=sp.to_dict(),
-               dead_features=sp.dead.to_dict(), reconstruction=ev["reconstruction"], ablation=ev["ablation"],
-               decorrelation=_decorrelation(inp.sae), seconds=round(time.time() - t0, 2),
+    res = dict(mode="quick", **_run_info(inp), **_eval_results(ev, inp.sae), skip_first=ev["skip_first"], seconds=round(time.time() - t0, 2),
                created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    res = json.loads(to_json(res))
-    if output is not None: to_json(res, output, indent=2)
-    return res
+    return _saved(res, output)
 
 # %% ../nbs/07_analysis.ipynb #53a6fa45
 def _f(x, spec:str=".4g") -> str: return "n/a" if x is None else format(x, spec)
@@ -484,10 +489,7 @@ def run_full_analysis(self:SAEAnalyzer, save_path=None, # write the results JSON
     "Sparsity, dead latents, reconstruction, ablation and decorrelation in one pass (seed 003); saved as JSON when `save_path` is given."
     ev = evaluate_sae(self.model, self.sae, self._batches(texts, batch_size), self.hook_spec, mean_ablation=mean_ablation,
                       max_tokens=max_tokens, dead_threshold=dead_threshold, progress=progress)
-    sp = ev["sparsity"]
-    res = json.loads(to_json(dict(hook_spec=self.hook_spec, n_tokens=ev["n_tokens"], sparsity=sp.to_dict(), dead_features=sp.dead.to_dict(),
-                                   reconstruction=ev["reconstruction"], ablation=ev["ablation"], decorrelation=_decorrelation(self.sae))))
-    if save_path is not None: to_json(res, save_path, indent=2)
+    res = _saved(dict(hook_spec=self.hook_spec, **_eval_results(ev, self.sae)), save_path)
     return res
 
 # %% ../nbs/07_analysis.ipynb #3ce63a51

@@ -418,20 +418,23 @@ def _bag(idx:torch.Tensor, table:torch.Tensor, offsets:torch.Tensor, weights:tor
     "`Σ weights·table[idx]` per bag (`embedding_bag`, sum mode): one output row per offset."
     return F.embedding_bag(idx, table, offsets, mode="sum", per_sample_weights=weights.to(table.dtype))
 
+_NO_SDDMM = set()                                                      # (device type, dtype) without a sampled_addmm kernel
+
 def _sampled_dot(a_ND:torch.Tensor, b_FD:torch.Tensor, ix:TopKIndex) -> torch.Tensor:
     "`a[row]·b[col]` at every kept position, `[M]`, without `[M, d]` temporaries (a sampled dense-dense matmul)."
-    M = ix.flat.numel()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")                            # "sparse CSR support is in beta"
-            crow = torch.cat([ix.row_offsets, ix.row_offsets.new_tensor([M])])
-            csr = torch.sparse_csr_tensor(crow, ix.cols, a_ND.new_zeros(M), size=(ix.n_rows, ix.d_sae))
-            return torch.sparse.sampled_addmm(csr, a_ND, b_FD.T, beta=0.0).values()
-    except (RuntimeError, NotImplementedError):                        # no SDDMM kernel for this dtype/device: gather in chunks
-        out = a_ND.new_empty(M)
-        for s in range(0, M, 8192):
-            out[s:s + 8192] = (a_ND[ix.rows[s:s + 8192]] * b_FD[ix.cols[s:s + 8192]]).sum(-1)
-        return out
+    M, key = ix.flat.numel(), (a_ND.device.type, a_ND.dtype)
+    if key not in _NO_SDDMM:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")                        # "sparse CSR support is in beta"
+                crow = torch.cat([ix.row_offsets, ix.row_offsets.new_tensor([M])])
+                csr = torch.sparse_csr_tensor(crow, ix.cols, a_ND.new_zeros(M), size=(ix.n_rows, ix.d_sae))
+                return torch.sparse.sampled_addmm(csr, a_ND, b_FD.T, beta=0.0).values()
+        except (RuntimeError, NotImplementedError): _NO_SDDMM.add(key)  # e.g. bf16 on CPU: not tried again
+    out = a_ND.new_empty(M)                                            # no SDDMM kernel: gather in chunks
+    for s in range(0, M, 8192):
+        out[s:s + 8192] = (a_ND[ix.rows[s:s + 8192]] * b_FD[ix.cols[s:s + 8192]]).sum(-1)
+    return out
 
 # %% ../nbs/02_sae.ipynb #a68469ed
 class SparsePreActs(torch.autograd.Function):
