@@ -15,7 +15,7 @@ import torch
 from fastcore.basics import patch
 from torch.utils.data import DataLoader
 
-from .config import atomic_dir, atomic_file, atomic_write_text, default_device, to_json
+from .config import atomic_dir, atomic_file, atomic_write_text, default_device, run_cli, to_json
 from .models import embedded_corpus, load_model, parse_hook_spec
 from .sae import SAE, load_sae, from_saelens
 from .data import WindowedTextDataset, load_processed_data, pad_collate, pad_token_id_of
@@ -801,29 +801,20 @@ def analyze_main(argv:Optional[Sequence[str]]=None) -> int:
     "`sae-analyze`: run the quick or the comprehensive analysis; 0 on success, 2 (one line on stderr) on bad input."
     try: a = analyze_parser().parse_args(argv)
     except SystemExit as e: return int(e.code or 0)
-    from transformers.utils import logging as hf_logging
-    bars = hf_logging.is_progress_bar_enabled()
-    if a.quiet: hf_logging.disable_progress_bar()
-    try: return _analyze(a)
-    finally:
-        if bars: hf_logging.enable_progress_bar()
+    return run_cli("sae-analyze", lambda: _analyze(a), quiet=a.quiet)
 
 def _analyze(a:argparse.Namespace) -> int:
     "Run what the parsed arguments `a` ask for."
     kw = dict(model_name=a.model_name, sae_path=a.sae_path, layer=a.layer, hook_name=a.hook_name, data_path=a.data_path, batch_size=a.batch_size,
               max_texts=a.max_texts, max_tokens=a.max_tokens, mean_ablation=a.mean_ablation, device=a.device, progress=not a.quiet)
-    try:
-        if a.full:
-            out = run_comprehensive_analysis(**kw, analysis_dir=a.analysis_dir, max_length=a.max_length, eval_max_tokens=a.eval_max_tokens,
-                                             dashboard=not a.no_dashboard, tag=a.tag)
-            print(format_summary(json.loads(next((Path(out)/"results").glob("analysis_results_*.json")).read_text()) if a.tag is None else
-                                 json.loads((Path(out)/"results"/f"analysis_results_{a.tag}.json").read_text())))
-            print(f"analysis: {out}\nreport: {Path(out)/'README.md'}" + ("" if a.no_dashboard else f"\ndashboard: {Path(out)/'dashboard.html'}"))
-        else:
-            res = run_quick_analysis(**kw, output=a.output, max_length=a.max_length or 256)
-            print(format_summary(res))
-            if a.output: print(f"results: {a.output}")
-    except (ValueError, FileNotFoundError) as e:
-        print(f"sae-analyze: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+    if a.full:
+        out = run_comprehensive_analysis(**kw, analysis_dir=a.analysis_dir, max_length=a.max_length, eval_max_tokens=a.eval_max_tokens,
+                                         dashboard=not a.no_dashboard, tag=a.tag)
+        print(format_summary(json.loads(next((Path(out)/"results").glob("analysis_results_*.json")).read_text()) if a.tag is None else
+                             json.loads((Path(out)/"results"/f"analysis_results_{a.tag}.json").read_text())))
+        print(f"analysis: {out}\nreport: {Path(out)/'README.md'}" + ("" if a.no_dashboard else f"\ndashboard: {Path(out)/'dashboard.html'}"))
+    else:
+        res = run_quick_analysis(**kw, output=a.output, max_length=a.max_length or 256)
+        print(format_summary(res))
+        if a.output: print(f"results: {a.output}")
     return 0

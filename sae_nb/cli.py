@@ -4,52 +4,24 @@
 
 # %% ../nbs/09_cli.ipynb #9aa8b877
 from __future__ import annotations
-import argparse, contextlib, json, os, re, sys, time, traceback, warnings
+import argparse, json, os, re, sys, time, traceback, warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
-from .config import QWEN3_MODELS, SAEConfig, TrainingConfig, atomic_dir, atomic_write_text, default_device
+from .config import (QWEN3_MODELS, CLIError, SAEConfig, TrainingConfig, _one_line, atomic_dir, atomic_write_text,
+                           default_device, run_cli)
 from .models import EMBEDDED_MODEL, embedded_corpus, hook_d_in, parse_hook_spec, resolve_hook
 
 # %% auto #0
-__all__ = ['SAE_TYPES', 'CLIError', 'run_cli', 'train_parser', 'training_config_from_args', 'check_sae_args', 'sae_config_for',
-           'default_run_name', 'load_texts', 'load_config_from_args', 'run_training', 'train_main', 'model_card',
-           'build_upload_folder', 'upload_to_hf', 'qwen3_parser', 'train_qwen3_main', 'capture_parser', 'capture_main',
-           'shards_parser', 'train_shards_main', 'analyze_main', 'dashboard_main', 'lora_capture_main', 'lora_main',
-           'run_parser', 'run_main']
+__all__ = ['SAE_TYPES', 'train_parser', 'training_config_from_args', 'check_sae_args', 'sae_config_for', 'default_run_name',
+           'load_texts', 'load_config_from_args', 'run_training', 'train_main', 'model_card', 'build_upload_folder',
+           'upload_to_hf', 'qwen3_parser', 'train_qwen3_main', 'capture_parser', 'capture_main', 'shards_parser',
+           'train_shards_main', 'analyze_main', 'dashboard_main', 'lora_capture_main', 'lora_main', 'run_parser',
+           'run_main', 'CLIError', 'run_cli']
 
 # %% ../nbs/09_cli.ipynb #caee062c
-class CLIError(Exception):
-    "A user error the CLI reports in one line (exit code 2)."
-
-def _one_line(e:BaseException) -> str:
-    "The exception's message on one line."
-    return " ".join(str(e).split()) or type(e).__name__
-
-@contextlib.contextmanager
-def _hf_progress(enabled:bool):
-    "Switch HuggingFace's own progress bars (weight loading, ...) on or off for a block."
-    from transformers.utils import logging as hf_logging
-    was = hf_logging.is_progress_bar_enabled()
-    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
-    try: yield
-    finally: (hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)()
-
-def run_cli(prog:str, # command name, used as the message prefix
-            fn:Callable[[], int|None], # the command body
-            quiet:bool=False, # also silence HuggingFace's progress bars
-           ) -> int:
-    "Run `fn`; turn user errors into one stderr line and exit code 2."
-    try:
-        with _hf_progress(not quiet): return int(fn() or 0)
-    except (CLIError, ValueError, FileNotFoundError) as e:
-        if os.environ.get("SAE_NB_DEBUG"): traceback.print_exc()
-        print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+_all_ = ["CLIError", "run_cli"]                              # defined in sae_nb.config (every command uses them); re-exported here
 
 # %% ../nbs/09_cli.ipynb #8f5e4bd5
 SAE_TYPES = ("batch_topk", "standard", "topk", "jumprelu")

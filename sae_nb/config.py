@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #d738f9d3
 from __future__ import annotations
-import json, math, os, shutil, uuid, warnings
+import json, math, os, shutil, sys, traceback, uuid, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
@@ -16,9 +16,9 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['Architecture', 'ARCHITECTURES', 'DTYPES', 'AmpDtype', 'WandbMode', 'QWEN3_MODELS', 'default_device', 'dtype_name',
-           'atomic_file', 'atomic_write_text', 'atomic_dir', 'jsonable', 'NumpyEncoder', 'to_json', 'JSONConfig',
-           'SAEConfig', 'TrainingConfig', 'SAEPreset', 'gpt2_sae_config', 'gpt2_medium_sae_config',
-           'pythia_1_4b_sae_config', 'qwen3_sae_config']
+           'atomic_file', 'atomic_write_text', 'atomic_dir', 'jsonable', 'NumpyEncoder', 'to_json', 'CLIError',
+           'run_cli', 'JSONConfig', 'SAEConfig', 'TrainingConfig', 'SAEPreset', 'gpt2_sae_config',
+           'gpt2_medium_sae_config', 'pythia_1_4b_sae_config', 'qwen3_sae_config']
 
 # %% ../nbs/00_config.ipynb #59e9a060
 Architecture = Literal["standard", "topk", "batch_topk", "jumprelu"]
@@ -127,6 +127,39 @@ def to_json(obj:Any, path:str|Path|None=None, indent:int|None=None) -> str:
     s = json.dumps(jsonable(obj), indent=indent, ensure_ascii=False, allow_nan=False)
     if path is not None: atomic_write_text(path, s)
     return s
+
+# %% ../nbs/00_config.ipynb #c3ba4cba
+class CLIError(Exception):
+    "A user error the CLI reports in one line (exit code 2)."
+
+def _one_line(e:BaseException) -> str:
+    "The exception's message on one line."
+    return " ".join(str(e).split()) or type(e).__name__
+
+@contextmanager
+def _hf_progress(enabled:bool):
+    "Switch HuggingFace's own progress bars (weight loading, ...) on or off for a block."
+    from transformers.utils import logging as hf_logging
+    was = hf_logging.is_progress_bar_enabled()
+    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+    try: yield
+    finally: (hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)()
+
+def run_cli(prog:str, # command name, used as the message prefix
+            fn, # the command body: () -> exit code (None = 0)
+            quiet:bool=False, # also silence HuggingFace's progress bars
+            errors:tuple=(), # more exception types that mean bad input for this command
+           ) -> int:
+    "Run `fn`; turn user errors into one stderr line and exit code 2 (`SAE_NB_DEBUG=1` adds the traceback), Ctrl-C into 130."
+    try:
+        with _hf_progress(not quiet): return int(fn() or 0)
+    except (CLIError, ValueError, FileNotFoundError, *errors) as e:
+        if os.environ.get("SAE_NB_DEBUG"): traceback.print_exc()
+        print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 # %% ../nbs/00_config.ipynb #e8d13aaf
 def _known(cls, d:dict, aliases:dict) -> dict:

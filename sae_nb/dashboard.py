@@ -16,7 +16,7 @@ import torch
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 
-from .config import NumpyEncoder, atomic_write_text, jsonable, to_json
+from .config import NumpyEncoder, atomic_write_text, jsonable, run_cli, to_json
 
 # %% auto #0
 __all__ = ['SCHEMA_VERSION', 'DEFAULT_DENSE_THRESHOLD', 'FEATURE_FIELDS', 'EXAMPLE_FIELDS', 'META_FIELDS', 'POS_RGB', 'NEG_RGB',
@@ -1064,13 +1064,9 @@ def dashboard_main(argv:Sequence[str]|None=None) -> int:
     ap.add_argument("--precision", type=int, default=4, help="significant digits of example activations (default 4)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     a = ap.parse_args(argv)
-    try:
+    def body():
         inp = Path(a.input)
-        out = Path(a.output) if a.output else _default_output(inp)
-        path = generate_dashboard(inp, out, title=a.title, features=_parse_features(a.features), precision=a.precision,
-                                  tag=a.tag, progress=not a.no_progress)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"sae-dashboard: error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
-    return 0
+        path = generate_dashboard(inp, Path(a.output) if a.output else _default_output(inp), title=a.title, features=_parse_features(a.features),
+                                  precision=a.precision, tag=a.tag, progress=not a.no_progress)
+        print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return run_cli("sae-dashboard", body, quiet=a.no_progress)

@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 
-from .config import DTYPES, SAEConfig, TrainingConfig, atomic_file, atomic_write_text, default_device, dtype_name, to_json
+from .config import DTYPES, SAEConfig, TrainingConfig, atomic_file, atomic_write_text, default_device, dtype_name, run_cli, to_json
 from .dashboard import ExampleCollector, dashboard_main, decoder_neighbors, validate_feature_data
 from .data import load_processed_data, rank_world
 from .models import EMBEDDED_MODEL, embedded_corpus, embedded_model_dir, embedded_tokenizer, qwen3_config
@@ -603,11 +603,9 @@ def load_texts(data_path:str|Path|None=None, # JSON list of strings; None = the 
     texts = load_processed_data(data_path) if data_path is not None else embedded_corpus("train")
     return texts[:num_examples] if num_examples else texts
 
-def _cli_errors(prog:str, fn, *args) -> int:
-    "Run `fn(*args)`; a bad-input error becomes one line on stderr and exit status 2."
-    try: fn(*args); return 0
-    except (ValueError, FileNotFoundError, ImportError, KeyError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr); return 2
+def _cli_errors(prog:str, fn, a) -> int:
+    "Run `fn(a)` through `run_cli`; a missing optional package (h5py, peft) or an unknown adapter name is bad input here too."
+    return run_cli(prog, lambda: fn(a) and None, quiet=a.quiet, errors=(ImportError, KeyError))
 
 # %% ../nbs/10_lora.ipynb #c7e65e3c
 def _capture_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -634,9 +632,6 @@ def _capture_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def _run_capture(a) -> Path:
     "The capture step from parsed arguments; prints the file written."
-    if a.quiet:
-        from transformers.utils import logging as hf_logging
-        hf_logging.disable_progress_bar()
     texts = load_texts(a.data_path, a.num_examples)
     out = capture_lora(a.adapter_path, texts, a.output_dir, None if a.all_adapters else a.adapters, model_name=a.model_name,
                        max_length=a.max_length, batch_size=a.batch_size, chunk_size=a.chunk_size, num_procs=a.num_procs, device=a.device,
@@ -1039,7 +1034,4 @@ def lora_main(argv:Sequence[str]|None=None) -> int:
     if argv[:1] == ["dashboard"]: return dashboard_main(argv[1:])
     a = ap.parse_args(argv)
     run = {"capture": _run_capture, "train": _run_train, "collect": _run_collect}[a.step]
-    if a.quiet:
-        from transformers.utils import logging as hf_logging
-        hf_logging.disable_progress_bar()
     return _cli_errors(f"sae-lora {a.step}", run, a)
