@@ -15,7 +15,9 @@ import torch
 from fastcore.basics import patch
 from torch.utils.data import DataLoader
 
-from .config import atomic_dir, atomic_file, atomic_write_text, default_device, run_cli, to_json
+from .config import default_device
+from .files import atomic_dir, atomic_file, atomic_write_text, to_json
+from .errors import run_cli
 from .models import embedded_corpus, load_model, parse_hook_spec
 from .sae import SAE, load_sae, from_saelens
 from .data import WindowedTextDataset, load_processed_data, pad_collate, pad_token_id_of

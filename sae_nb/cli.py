@@ -9,8 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .config import (QWEN3_MODELS, CLIError, SAEConfig, TrainingConfig, _one_line, atomic_dir, atomic_write_text,
-                           default_device, run_cli)
+from .config import QWEN3_MODELS, SAEConfig, TrainingConfig, default_device
+from .files import atomic_dir, atomic_write_text
+from .errors import CLIError, _one_line, run_cli
 from .models import EMBEDDED_MODEL, embedded_corpus, hook_d_in, parse_hook_spec, resolve_hook
 
 # %% auto #0
@@ -18,10 +19,7 @@ __all__ = ['SAE_TYPES', 'train_parser', 'training_config_from_args', 'check_sae_
            'load_texts', 'load_config_from_args', 'run_training', 'train_main', 'model_card', 'build_upload_folder',
            'upload_to_hf', 'qwen3_parser', 'train_qwen3_main', 'capture_parser', 'capture_main', 'shards_parser',
            'train_shards_main', 'analyze_main', 'dashboard_main', 'lora_capture_main', 'lora_main', 'run_parser',
-           'run_main', 'CLIError', 'run_cli']
-
-# %% ../nbs/09_cli.ipynb #caee062c
-_all_ = ["CLIError", "run_cli"]                              # defined in sae_nb.config (every command uses them); re-exported here
+           'run_main']
 
 # %% ../nbs/09_cli.ipynb #8f5e4bd5
 SAE_TYPES = ("batch_topk", "standard", "topk", "jumprelu")

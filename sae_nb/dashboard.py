@@ -16,15 +16,15 @@ import torch
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 
-from .config import NumpyEncoder, atomic_write_text, jsonable, run_cli, to_json
+from .files import atomic_write_text, jsonable, to_json
+from .errors import run_cli
 
 # %% auto #0
 __all__ = ['SCHEMA_VERSION', 'DEFAULT_DENSE_THRESHOLD', 'FEATURE_FIELDS', 'EXAMPLE_FIELDS', 'META_FIELDS', 'POS_RGB', 'NEG_RGB',
            'DB_METHODS', 'validate_feature_data', 'synthetic_feature_data', 'load_feature_data',
            'open_activation_database', 'display_token', 'token_color', 'render_feature_html', 'generate_dashboard',
            'ExampleCollector', 'stream_collect', 'collect_feature_examples', 'logit_lens', 'decoder_neighbors',
-           'feature_data_from_model', 'search_features', 'FeatureExplorer', 'dashboard_main', 'jsonable',
-           'NumpyEncoder', 'to_json']
+           'feature_data_from_model', 'search_features', 'FeatureExplorer', 'dashboard_main']
 
 # %% ../nbs/08_dashboard.ipynb #90e490a6
 SCHEMA_VERSION = 1
@@ -39,9 +39,6 @@ FEATURE_FIELDS = {  # name: (kind, required, default)
 EXAMPLE_FIELDS = ("tokens", "activations", "target", "text_idx", "position", "max_activation")
 META_FIELDS = {"d_sae": "int", "model_name": "str?", "hook_spec": "str?", "n_tokens": "int?", "sae_path": "str?",
                "created": "str?", "n_examples": "int?", "context": "int?", "dense_threshold": "number?", "title": "str?"}
-
-# %% ../nbs/08_dashboard.ipynb #31d9688e
-_all_ = ["jsonable", "NumpyEncoder", "to_json"]
 
 # %% ../nbs/08_dashboard.ipynb #50fd4418
 def _where(i:int, rec) -> str:

@@ -17,7 +17,9 @@ from torch import nn
 from torch.utils.data import IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 
-from .config import DTYPES, SAEConfig, TrainingConfig, atomic_file, atomic_write_text, default_device, dtype_name, run_cli, to_json
+from .config import DTYPES, SAEConfig, TrainingConfig, default_device, dtype_name
+from .files import atomic_file, atomic_write_text, to_json
+from .errors import run_cli
 from .dashboard import ExampleCollector, dashboard_main, decoder_neighbors, validate_feature_data
 from .data import load_processed_data, rank_world
 from .models import EMBEDDED_MODEL, embedded_corpus, embedded_model_dir, embedded_tokenizer, qwen3_config

@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, RandomSampler, Sampler, SequentialSampler
 from tqdm.auto import tqdm
 
-from .config import SAEConfig, TrainingConfig, atomic_dir, atomic_write_text
+from .config import SAEConfig, TrainingConfig
+from .files import atomic_dir, atomic_write_text
 from .models import get_activations, hook_d_in, parse_hook_spec, resolve_hook
 from .sae import SAE, SAE_CLASSES
 from .data import ActivationShardDataset, EpochSampler, WindowedTextDataset, bos_token_id_of, load_processed_data, make_dataloader, rank_world
