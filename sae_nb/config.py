@@ -16,8 +16,8 @@ from .files import atomic_write_text
 
 # %% auto #0
 __all__ = ['Architecture', 'ARCHITECTURES', 'DTYPES', 'AmpDtype', 'WandbMode', 'QWEN3_MODELS', 'default_device', 'dtype_name',
-           'JSONConfig', 'SAEConfig', 'TrainingConfig', 'SAEPreset', 'gpt2_sae_config', 'gpt2_medium_sae_config',
-           'pythia_1_4b_sae_config', 'qwen3_sae_config']
+           'JSONConfig', 'SAEConfig', 'TrainingConfig', 'AnalysisConfig', 'SAEPreset', 'gpt2_sae_config',
+           'gpt2_medium_sae_config', 'pythia_1_4b_sae_config', 'qwen3_sae_config']
 
 # %% ../nbs/00_config.ipynb #59e9a060
 Architecture = Literal["standard", "topk", "batch_topk", "jumprelu"]
@@ -265,6 +265,31 @@ _TRAIN_ALIASES = {"max_epochs": "num_epochs", "learning_rate": "lr", "l1_penalty
                   "gradient_accumulation_steps": "grad_accum_steps"}
 
 TrainingConfig._aliases = _TRAIN_ALIASES   # seed 001's names: max_epochs, learning_rate, log_every, ...
+
+# %% ../nbs/00_config.ipynb #239e6dfa
+@dataclass
+class AnalysisConfig(JSONConfig):
+    "Corpus limits, windows, examples, neighbours and thresholds of an SAE analysis."
+    batch_size: int = 8                       # windows per forward pass
+    max_texts: Optional[int] = None           # keep the first texts
+    max_tokens: Optional[int] = None          # keep whole texts up to this many tokens
+    max_length: Optional[int] = None          # tokens per window; None = the SAE's context_size (--full) or 256
+    eval_max_tokens: Optional[int] = 100_000  # --full: tokens for reconstruction + ablation; None = all
+    mean_ablation: bool = False               # also the mean-ablation loss
+    n_examples: int = 10                      # max-activating examples per feature in the summaries
+    context: int = 10                         # tokens either side of an example's peak
+    n_neighbors: int = 10                     # neighbours per feature (decoder, co-occurrence)
+    top_n: int = 20                           # running top-N per feature in the database (also purity's k)
+    similarity_metric: str = "cosine"         # see activation_db.compute_feature_similarity
+    cooccurrence_metric: str = "jaccard"      # see activation_db.compute_feature_cooccurrence
+    dead_threshold: float = 1e-5              # firing frequency below which a latent is rare (metrics.DEAD_THRESHOLD)
+    dense_threshold: float = 0.1              # firing frequency from which a latent is dense (metrics.DENSE_THRESHOLD)
+    tag: Optional[str] = None                 # suffix of the --full result files; None = a UTC timestamp
+
+    def __post_init__(self):
+        _check_pos(self, "batch_size", "max_texts", "max_tokens", "max_length", "eval_max_tokens", "n_examples",
+                   "n_neighbors", "top_n")
+        _check_nonneg(self, "context", "dead_threshold", "dense_threshold")
 
 # %% ../nbs/00_config.ipynb #aac8cdd1
 class SAEPreset(NamedTuple):
