@@ -55,9 +55,9 @@ def _check_pos(obj, *names):
 
 # %% ../nbs/00_config.ipynb #e8d13aaf
 def _known(cls, d:dict, aliases:dict) -> dict:
-    "Keep the keys of `d` that are fields of `cls` (after `aliases`), warning about the rest."
+    "Keep the keys of `d` that are fields of `cls` (after `aliases`), warning about the rest (except `cls._elsewhere`)."
     names = {f.name for f in fields(cls)}
-    d = {aliases.get(k, k): v for k,v in d.items()}
+    d = {aliases.get(k, k): v for k,v in d.items() if k not in cls._elsewhere}
     extra = sorted(k for k in d if k not in names)
     if extra: warnings.warn(f"{cls.__name__}: ignoring unknown fields {extra}")
     return {k: v for k,v in d.items() if k in names}
@@ -66,6 +66,7 @@ def _known(cls, d:dict, aliases:dict) -> dict:
 class JSONConfig:
     "Mixin for the config dataclasses: JSON round trip with the seeds' field names accepted."
     _aliases = {}
+    _elsewhere = frozenset()   # fields of old files that the other config holds now: read and dropped
     def to_dict(self) -> dict:
         "All fields as JSON-ready values."
         return asdict(self)
@@ -196,12 +197,10 @@ class TrainingConfig(JSONConfig):
     num_epochs: int = 10                      # passes over the training texts (seed 001 calls it max_epochs)
     batch_size: int = 32                      # text windows per batch (on-the-fly) or activation rows per step (shards)
     lr: float = 1e-3                          # Adam learning rate
-    l1_coefficient: float = 0.01              # sparsity weight for the standard SAE (overrides SAEConfig's during training)
     num_dataloader_workers: int = 0           # DataLoader worker processes
     persistent_workers: bool = False          # keep DataLoader workers alive between epochs
     pin_memory: bool = False                  # pinned host memory for faster GPU copies
     use_end_to_end: bool = True               # splice the reconstruction into the model and add downstream losses
-    reconstruction_loss_weight: float = 1.0   # weight of the target layer's reconstruction MSE
     use_block_mse: bool = False               # end-to-end: MSE of later blocks' residuals (clean vs spliced)
     block_mse_weight: float = 0.1             # weight of each block-MSE term
     block_mse_layers: Optional[list[int]] = None  # layers for block MSE; None = every layer after the hook
@@ -246,7 +245,7 @@ def _validate(self:TrainingConfig):
     _check_pos(self, "num_epochs", "batch_size", "lr", "log_freq", "max_text_length", "grad_accum_steps",
                "checkpoint_freq", "normalize_decoder_every", "activation_batch_size", "max_steps", "eval_every",
                "grad_clip", "kl_temperature", "sink_norm_factor")
-    _check_nonneg(self, "l1_coefficient", "reconstruction_loss_weight", "block_mse_weight", "logit_kl_weight",
+    _check_nonneg(self, "block_mse_weight", "logit_kl_weight",
                   "warmup_steps", "num_dataloader_workers")
     if self.use_end_to_end and not (self.use_logit_kl or self.use_block_mse):
         raise ValueError("use_end_to_end=True needs use_logit_kl=True or use_block_mse=True (or both); "
@@ -260,11 +259,11 @@ def _validate(self:TrainingConfig):
     if self.block_mse_layers is not None: self.block_mse_layers = [int(l) for l in self.block_mse_layers]
 
 # %% ../nbs/00_config.ipynb #c7188b46
-_TRAIN_ALIASES = {"max_epochs": "num_epochs", "learning_rate": "lr", "l1_penalty_coeff": "l1_coefficient",
-                  "log_every": "log_freq", "eval_every_steps": "eval_every", "checkpoint_every": "checkpoint_freq",
+_TRAIN_ALIASES = {"max_epochs": "num_epochs", "learning_rate": "lr", "log_every": "log_freq", "eval_every_steps": "eval_every", "checkpoint_every": "checkpoint_freq",
                   "gradient_accumulation_steps": "grad_accum_steps"}
 
 TrainingConfig._aliases = _TRAIN_ALIASES   # seed 001's names: max_epochs, learning_rate, log_every, ...
+TrainingConfig._elsewhere = frozenset({"l1_coefficient", "l1_penalty_coeff", "reconstruction_loss_weight"})  # loss weights: SAEConfig
 
 # %% ../nbs/00_config.ipynb #239e6dfa
 @dataclass
