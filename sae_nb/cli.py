@@ -134,7 +134,7 @@ def training_config_from_args(a:argparse.Namespace) -> TrainingConfig:
     "The `TrainingConfig` the flags describe (validated)."
     return TrainingConfig(num_epochs=a.num_epochs, batch_size=a.batch_size, lr=a.lr, use_end_to_end=a.use_end_to_end,
         use_logit_kl=a.use_logit_kl, use_block_mse=a.use_block_mse, logit_kl_weight=a.logit_kl_weight, block_mse_weight=a.block_mse_weight, log_freq=a.log_freq,
-        activation_batch_size=a.activation_batch_size, max_text_length=a.max_text_length, max_steps=a.max_steps,
+        activation_batch_size=a.activation_batch_size, max_steps=a.max_steps,
         use_amp=a.use_amp, seed=a.seed, val_fraction=a.val_fraction, checkpoint_freq=a.checkpoint_freq,
         device=a.device or default_device(), wandb=a.wandb, wandb_project=a.wandb_project, wandb_entity=a.wandb_entity,
         wandb_mode=a.wandb_mode, wandb_group=a.wandb_group, wandb_tags=a.wandb_tags, wandb_notes=a.wandb_notes,

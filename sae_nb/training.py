@@ -999,8 +999,8 @@ class SAETrainer:
         hook = resolve_hook(model, sae_config.hook_layer, sae_config.hook_name)
         layer, name = parse_hook_spec(hook)
         cfg = replace(sae_config, hook_layer=layer, hook_name=name, hook_spec=None, device=str(_device(self.train_config.device)),
-                      model_name=sae_config.model_name or model.cfg.model_name, prepend_bos=self.train_config.prepend_bos,
-                      context_size=self.train_config.max_text_length)
+                      model_name=sae_config.model_name or model.cfg.model_name,
+                      context_size=sae_config.context_size or 256)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.train_config.seed)
             self.sae = sae_class(cfg)
@@ -1014,12 +1014,13 @@ def train(self:SAETrainer, texts, # training texts: a list of strings, or a JSON
           resume_from:Optional[str|Path]=None, progress:bool=True, checkpoint_every_steps:Optional[int]=None,
           export_dir:Optional[str|Path]=None, run_name:Optional[str]=None) -> dict:
     "Build windows and loaders from `texts` and train the SAE with `train_sae`; return the history."
-    c, tok = self.train_config, self.model.tokenizer
+    c, s, tok = self.train_config, self.sae.cfg, self.model.tokenizer
     load = lambda t: load_processed_data(t) if isinstance(t, (str, Path)) else t
-    ds = WindowedTextDataset(load(texts), tok, c.max_text_length, prepend_bos=c.prepend_bos, random_crop=True, seed=c.seed, progress=progress)
+    win = dict(prepend_bos=s.prepend_bos, progress=progress)          # the SAE config's windows
+    ds = WindowedTextDataset(load(texts), tok, s.context_size, random_crop=True, seed=c.seed, **win)
     val = None
     if val_texts is not None:
-        vds = WindowedTextDataset(load(val_texts), tok, c.max_text_length, prepend_bos=c.prepend_bos, random_crop=False, progress=progress)
+        vds = WindowedTextDataset(load(val_texts), tok, s.context_size, random_crop=False, **win)
         val = make_dataloader(vds, c, shuffle=False)
     return train_sae(self.sae, self.model, make_dataloader(ds, c, shuffle=True), c, checkpoint_dir=checkpoint_dir, checkpoint_freq=checkpoint_freq,
                      save_best=save_best, val_loader=val, resume_from=resume_from, progress=progress,

@@ -56,7 +56,7 @@ elif a["mode"] == "text":                                        # 13 windows on
     model = tiny_random_model(seed=0)
     torch.manual_seed(0)
     sae = make_sae(SAEConfig(d_in=64, d_sae=256, top_k=8, hook_layer=0, device="cpu"))
-    tcfg = TrainingConfig(num_epochs=2, batch_size=4, max_text_length=32, use_end_to_end=True, use_logit_kl=True, device="cpu", seed=0)
+    tcfg = TrainingConfig(num_epochs=2, batch_size=4, use_end_to_end=True, use_logit_kl=True, device="cpu", seed=0)
     from torch.utils.data import Subset
     ds = Subset(WindowedTextDataset(embedded_corpus("train")[:64], model.tokenizer, 32, random_crop=False, progress=False), range(13))
     vds = WindowedTextDataset(embedded_corpus("val")[:2], model.tokenizer, 32, random_crop=False, progress=False)
