@@ -49,7 +49,7 @@ def main(argv=None):
     hook = resolve_hook(model)
     layer, name = parse_hook_spec(hook)
     cfg = TrainingConfig(batch_size=a.batch_size, num_epochs=1, max_steps=a.batches, use_end_to_end=False,
-                         activation_batch_size=a.activation_batch_size, log_freq=10**9, device=a.device, seed=0, use_amp=a.amp)
+                         activation_batch_size=a.activation_batch_size, log_freq=10**9, seed=0, use_amp=a.amp)
     ds = WindowedTextDataset(embedded_corpus("train"), model.tokenizer, a.max_len, seed=0, progress=False)
     batches = []
     for b in make_dataloader(ds, cfg):

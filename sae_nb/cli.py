@@ -135,8 +135,8 @@ def training_config_from_args(a:argparse.Namespace) -> TrainingConfig:
     return TrainingConfig(num_epochs=a.num_epochs, batch_size=a.batch_size, lr=a.lr, use_end_to_end=a.use_end_to_end,
         use_logit_kl=a.use_logit_kl, use_block_mse=a.use_block_mse, logit_kl_weight=a.logit_kl_weight, block_mse_weight=a.block_mse_weight, log_freq=a.log_freq,
         activation_batch_size=a.activation_batch_size, max_steps=a.max_steps,
-        use_amp=a.use_amp, seed=a.seed, val_fraction=a.val_fraction, checkpoint_freq=a.checkpoint_freq,
-        device=a.device or default_device(), wandb=a.wandb, wandb_project=a.wandb_project, wandb_entity=a.wandb_entity,
+        use_amp=a.use_amp, seed=a.seed, val_fraction=a.val_fraction, checkpoint_freq=a.checkpoint_freq, wandb=a.wandb,
+        wandb_project=a.wandb_project, wandb_entity=a.wandb_entity,
         wandb_mode=a.wandb_mode, wandb_group=a.wandb_group, wandb_tags=a.wandb_tags, wandb_notes=a.wandb_notes,
         wandb_run_name=a.run_name, wandb_log_final_artifact=a.wandb_log_final_artifact)
 
@@ -477,7 +477,7 @@ def train_shards_main(argv:Optional[Sequence[str]]=None) -> int:
                         decorrelation_coeff=a.decorrelation_coeff, hook_layer=layer, hook_name=name, device=a.device or default_device(),
                         model_name=a.model_name or man.get("model_name"))
         tcfg = TrainingConfig(num_epochs=a.num_epochs, max_steps=a.max_steps, batch_size=a.batch_size, lr=a.lr, warmup_steps=a.warmup_steps,
-                              use_amp=a.use_amp, seed=a.seed, use_end_to_end=False, device=cfg.device,
+                              use_amp=a.use_amp, seed=a.seed, use_end_to_end=False,
                               wandb=_wandb_on(a), wandb_project=a.wandb_project or "sae-training", wandb_mode=a.wandb_mode)
         run_name = a.run_name or default_run_name(cfg.model_name or "shards", cfg)
         ckpt = Path(a.checkpoint_dir) if a.checkpoint_dir else Path(a.output_dir)/"checkpoints"/run_name

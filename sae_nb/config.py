@@ -100,7 +100,7 @@ class SAEConfig(JSONConfig):
     d_sae: Optional[int] = None              # number of latents; or leave None and give `expansion_factor`
     l1_coefficient: float = 1e-3             # L1 sparsity weight (standard SAE; TopK/BatchTopK ignore it in the loss)
     dtype: str = "float32"                   # parameter dtype: float32, float16, bfloat16, float64
-    device: str = field(default_factory=default_device)  # where the SAE lives
+    device: str = field(default_factory=default_device)  # where the SAE lives and trains (a rank's GPU under torchrun)
     use_error_term: bool = False             # splice `x - x̂` back so downstream sees the exact activation (SAELens semantics)
     hook_layer: Optional[int] = None         # 0-indexed block; None until resolved (`models.resolve_hook` picks the middle)
     hook_name: str = "hook_resid_post"       # hook point inside the block
@@ -223,7 +223,6 @@ class TrainingConfig(JSONConfig):
     normalize_decoder_every: int = 1          # steps between decoder-row normalisations (seed 001's "every N steps")
     drop_bos: bool = True                     # leave BOS positions out of the SAE's training rows
     sink_norm_factor: Optional[float] = None  # drop tokens whose norm exceeds this × the batch median (attention sinks)
-    device: str = field(default_factory=default_device)  # where model activations and the SAE live
     wandb: bool = False                       # log to Weights & Biases
     wandb_project: str = "sae-training"       # W&B project
     wandb_entity: Optional[str] = None        # W&B team or user
@@ -261,9 +260,9 @@ _TRAIN_ALIASES = {"max_epochs": "num_epochs", "learning_rate": "lr", "log_every"
                   "gradient_accumulation_steps": "grad_accum_steps"}
 
 TrainingConfig._aliases = _TRAIN_ALIASES   # seed 001's names: max_epochs, learning_rate, log_every, ...
-# loss weights and the training windows (context_size, prepend_bos) are the SAE config's
+# loss weights, the training windows (context_size, prepend_bos) and the device are the SAE config's
 TrainingConfig._elsewhere = frozenset({"l1_coefficient", "l1_penalty_coeff", "reconstruction_loss_weight",
-                                       "max_text_length", "prepend_bos"})
+                                       "max_text_length", "prepend_bos", "device"})
 
 # %% ../nbs/00_config.ipynb #239e6dfa
 @dataclass
@@ -306,7 +305,6 @@ def _preset(model_name, load_config, sae_kw, train_kw, overrides) -> SAEPreset:
     load_config = {**load_config, **overrides.pop("load_config", {})}
     sae_kw = {**sae_kw, **{k: v for k,v in overrides.items() if k in sae_names}}
     train_kw = {**train_kw, **{k: v for k,v in overrides.items() if k in train_names and k not in sae_names}}
-    if "device" in overrides: train_kw["device"] = overrides["device"]
     if "d_sae" in overrides: sae_kw.pop("expansion_factor", None)
     return SAEPreset(model_name, load_config, SAEConfig(model_name=model_name, **sae_kw), TrainingConfig(**train_kw))
 

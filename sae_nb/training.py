@@ -884,9 +884,9 @@ def _frozen(model):
 
 # %% ../nbs/04_training.ipynb #be9da6d0
 def _prepare_sae(sae:SAE, config:TrainingConfig) -> SAE:
-    "Move the SAE to the training device (this process's GPU under torchrun) in train mode."
+    "Move the SAE to its config's device (this process's GPU under torchrun) in train mode."
     if not isinstance(sae, SAE): raise ValueError(f"sae must be an sae_nb SAE (sae.make_sae(cfg)), got {type(sae).__name__}")
-    dev = _device(config.device)
+    dev = _device(sae.cfg.device)
     if sae.device != dev: sae.to(dev); sae.cfg.device = str(dev)
     return sae.train()
 
@@ -989,16 +989,17 @@ class SAETrainer:
                  sae_class, # an SAE class (sae.BatchTopKSAE, ...) or an architecture name ('batch_topk', ...)
                  sae_config:SAEConfig, # the SAE; hook_layer None = the middle layer; d_in must be the hook's width (models.hook_d_in)
                  train_config:TrainingConfig, # optimisation, losses, logging
-                 device:Optional[str]=None, # overrides train_config.device
+                 device:Optional[str]=None, # overrides sae_config.device
                 ):
         if isinstance(sae_class, str):
             if sae_class not in SAE_CLASSES: raise ValueError(f"unknown SAE class {sae_class!r}; choose one of {list(SAE_CLASSES)} or pass a class")
             sae_class = SAE_CLASSES[sae_class]
         if getattr(model, "tokenizer", None) is None: raise ValueError("the model has no tokenizer; load it with models.load_model (or attach one)")
-        self.model, self.train_config = model, train_config if device is None else replace(train_config, device=device)
+        self.model, self.train_config = model, train_config
         hook = resolve_hook(model, sae_config.hook_layer, sae_config.hook_name)
         layer, name = parse_hook_spec(hook)
-        cfg = replace(sae_config, hook_layer=layer, hook_name=name, hook_spec=None, device=str(_device(self.train_config.device)),
+        cfg = replace(sae_config, hook_layer=layer, hook_name=name, hook_spec=None,
+                      device=str(_device(device or sae_config.device)),
                       model_name=sae_config.model_name or model.cfg.model_name,
                       context_size=sae_config.context_size or 256)
         with torch.random.fork_rng(devices=[]):

@@ -27,7 +27,7 @@ model = load_model("sae-nb/tiny-qwen3", device="cpu")
 hook = resolve_hook(model)
 layer, name = parse_hook_spec(hook)
 cfg = TrainingConfig(num_epochs=3, batch_size=8, lr=2e-3, warmup_steps=6, lr_schedule="cosine",
-                     activation_batch_size=4, use_end_to_end=False, device="cpu", seed=0, log_freq=5)
+                     activation_batch_size=4, use_end_to_end=False, seed=0, log_freq=5)
 torch.manual_seed(0)
 sae = make_sae(SAEConfig(d_in=hook_d_in(model, hook), expansion_factor=4, top_k=16, hook_layer=layer, hook_name=name, device="cpu"))
 ds = WindowedTextDataset(embedded_corpus("train")[:24], model.tokenizer, 64, seed=0, progress=False)
