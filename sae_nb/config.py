@@ -256,7 +256,8 @@ def _validate(self:TrainingConfig):
     if self.block_mse_layers is not None: self.block_mse_layers = [int(l) for l in self.block_mse_layers]
 
 # %% ../nbs/00_config.ipynb #c7188b46
-_TRAIN_ALIASES = {"max_epochs": "num_epochs", "learning_rate": "lr", "log_every": "log_freq", "eval_every_steps": "eval_every", "checkpoint_every": "checkpoint_freq",
+_TRAIN_ALIASES = {"max_epochs": "num_epochs", "learning_rate": "lr", "log_every": "log_freq", "eval_every_steps": "eval_every",
+                  "checkpoint_every": "checkpoint_freq",
                   "gradient_accumulation_steps": "grad_accum_steps"}
 
 TrainingConfig._aliases = _TRAIN_ALIASES   # seed 001's names: max_epochs, learning_rate, log_every, ...

@@ -357,7 +357,8 @@ def _sae_chunks(sae:SAE, x:torch.Tensor, keep:Optional[torch.Tensor], config:Tra
         else: total = total + loss * w
         sse, sst = d["recon_loss"] * (n * sae.d_in), (x_k - x_k.mean(0)).pow(2).sum().detach()   # recon_loss: the mean over the kept rows
         m = {"loss": loss.detach().float(), "recon_loss": d["recon_loss"], "l1_loss": d["l1_loss"], "l0": d["l0"],
-             "recon_contribution": c.reconstruction_coeff * d["recon_loss"], "l1_contribution": c.l1_coefficient * d["sparsity_loss"],
+             "recon_contribution": c.reconstruction_coeff * d["recon_loss"],
+             "l1_contribution": c.l1_coefficient * d["sparsity_loss"],
              "aux_loss": d["aux_loss"], "aux_contribution": c.aux_penalty * d["aux_loss"], "sse": sse, "sst": sst,
              **{t: d[t] for t in _SAE_TERMS if getattr(c, _COEFF[t]) > 0}}
         for k, v in m.items(): sums[k] = sums.get(k, 0.) + (v if k in ("sse", "sst") else v * w)
