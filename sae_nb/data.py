@@ -418,7 +418,7 @@ def pad_collate(batch:Sequence, # 1-D token id tensors (or lists/arrays) of any 
     t = lambda x: None if x is None else torch.as_tensor(x, dtype=torch.long)
     return TokenBatch(tokens, torch.arange(tokens.shape[1])[None] < lens[:, None], t(text_idx), t(start), bos)
 
-# %% ../nbs/03_data.ipynb #f039cc27
+# %% ../nbs/03_data.ipynb #bf15a807
 def as_token_batch(batch, # a TokenBatch, [B, S] / [S] token ids, a (tokens, attention_mask) pair, or a dict
                   ) -> TokenBatch:
     "The `TokenBatch` of any accepted batch form (bool mask; all real when none is given)."
@@ -441,7 +441,7 @@ def as_token_batch(batch, # a TokenBatch, [B, S] / [S] token ids, a (tokens, att
         raise ValueError(f"attention_mask has shape {tuple(mask.shape)} but tokens have {tuple(tokens.shape)}")
     return TokenBatch(tokens.long(), mask.bool())
 
-# %% ../nbs/03_data.ipynb #4fef57a9
+# %% ../nbs/03_data.ipynb #6da2681c
 def _tokenized(texts, tokenizer, text0=0, block=256, ahead:bool=True) -> Iterator[tuple[int, list]]:
     "`(text_idx, token ids)` from text `text0` on; with `ahead`, a thread tokenizes the next block of texts."
     enc = lambda b0: tokenizer(list(texts[b0:b0 + block]), add_special_tokens=False, return_attention_mask=False,
@@ -620,7 +620,7 @@ def _capture_settings(model, texts, hook, tokens_per_shard, batch_size, max_leng
                 sink_norm_factor=None if sink_norm_factor is None else float(sink_norm_factor),
                 tokenizer=getattr(model.tokenizer, "name_or_path", None), n_texts=len(texts), texts_fingerprint=texts_fingerprint(texts))
 
-# %% ../nbs/03_data.ipynb #baee3934
+# %% ../nbs/03_data.ipynb #968e5873
 def _capture_rows(ab, hook:Hook, dtype, drop_bos:bool):
     "Kept rows `(acts, token_ids, text_idx, position)` of one `ActBatch` and its drop counts."
     from sae_nb.activations import keep_mask
