@@ -19,9 +19,10 @@ from tqdm.auto import tqdm
 
 from .config import DTYPES, SAEConfig, TrainingConfig, atomic_file, atomic_write_text, default_device, dtype_name, run_cli, to_json
 from .dashboard import ExampleCollector, dashboard_main, decoder_neighbors, validate_feature_data
-from .data import load_processed_data, rank_world
-from .models import EMBEDDED_MODEL, embedded_corpus, embedded_model_dir, embedded_tokenizer, qwen3_config
+from .data import rank_world
+from .models import EMBEDDED_MODEL, embedded_model_dir, embedded_tokenizer, qwen3_config
 from .sae import load_sae, make_sae
+from .sources import TextSource
 from .training import _gather_json, init_distributed, is_main_process, train_on_activations
 
 # %% auto #0
@@ -30,9 +31,9 @@ __all__ = ['ADAPTER_TYPES', 'MLP_ADAPTERS', 'ATTENTION_ADAPTERS', 'ACTIVATIONS_F
            'sae_model_name', 'feature_data_name', 'tiny_lora_model', 'save_tiny_lora', 'find_lora_modules',
            'AdapterBlock', 'LoraLayout', 'lora_layout', 'LoraCapture', 'capture_lora_activations', 'LoraFileInfo',
            'read_lora_info', 'check_selection', 'detect_input_dim', 'merge_activation_files', 'load_lora_model',
-           'capture_lora', 'load_texts', 'lora_capture_main', 'LoraActivationDataset', 'find_activation_file',
-           'split_examples', 'activation_scale', 'train_lora_sae', 'read_lora_meta', 'lora_tokenizer',
-           'collect_lora_features', 'lora_main']
+           'capture_lora', 'lora_capture_main', 'LoraActivationDataset', 'find_activation_file', 'split_examples',
+           'activation_scale', 'train_lora_sae', 'read_lora_meta', 'lora_tokenizer', 'collect_lora_features',
+           'lora_main']
 
 # %% ../nbs/10_lora.ipynb #b47f870a
 ADAPTER_TYPES = ("gate_proj", "up_proj", "down_proj", "q_proj", "k_proj", "v_proj", "o_proj")
@@ -595,14 +596,6 @@ def _capture_torchrun(rank, world, local, out:Path, load_kw, texts, cap_kw, devi
         if own: dist.destroy_process_group()
 
 # %% ../nbs/10_lora.ipynb #0f603400
-def load_texts(data_path:str|Path|None=None, # JSON list of strings; None = the embedded corpus
-               num_examples:int|None=None, # keep the first N
-              ) -> list[str]:
-    "The examples to capture: `data.load_processed_data(data_path)` or the embedded corpus, first `num_examples`."
-    if num_examples is not None and num_examples < 1: raise ValueError(f"num_examples={num_examples} must be >= 1")
-    texts = load_processed_data(data_path) if data_path is not None else embedded_corpus("train")
-    return texts[:num_examples] if num_examples else texts
-
 def _cli_errors(prog:str, fn, a) -> int:
     "Run `fn(a)` through `run_cli`; a missing optional package (h5py, peft) or an unknown adapter name is bad input here too."
     return run_cli(prog, lambda: fn(a) and None, quiet=a.quiet, errors=(ImportError, KeyError))
@@ -616,7 +609,8 @@ def _capture_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--adapters", default=None, help="comma-separated adapter types, e.g. gate_proj,up_proj,down_proj (or g,u,d / mlp / attention / all); default: all seven")
     g.add_argument("--all-adapters", action="store_true", help="all seven adapter types (the default)")
     p.add_argument("--num-examples", type=int, default=1000, help="texts to capture (the first N)")
-    p.add_argument("--data-path", default=None, help="JSON file holding a list of strings (default: the embedded corpus)")
+    p.add_argument("--data-path", default=None, help="a .json/.jsonl/.txt/.parquet file, a folder of them or a "
+                   "save_to_disk directory (default: the embedded corpus)")
     p.add_argument("--max-length", type=int, default=512, help="tokens per text (longer ones are truncated)")
     p.add_argument("--batch-size", type=int, default=8, help="texts per forward pass (per process)")
     p.add_argument("--output-dir", default=".", help="writes OUTPUT_DIR/activations*/lora_activations.h5")
@@ -632,7 +626,8 @@ def _capture_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def _run_capture(a) -> Path:
     "The capture step from parsed arguments; prints the file written."
-    texts = load_texts(a.data_path, a.num_examples)
+    if a.num_examples < 1: raise ValueError(f"num_examples={a.num_examples} must be >= 1")
+    texts = TextSource(a.data_path, max_texts=a.num_examples, embedded="train").texts()
     out = capture_lora(a.adapter_path, texts, a.output_dir, None if a.all_adapters else a.adapters, model_name=a.model_name,
                        max_length=a.max_length, batch_size=a.batch_size, chunk_size=a.chunk_size, num_procs=a.num_procs, device=a.device,
                        dtype=a.dtype, store_dtype=a.store_dtype, compression=a.compression, device_map=a.device_map,

@@ -216,9 +216,9 @@ def documents(self:TextSource, tokenizer=None, d_vocab:Optional[int]=None) -> li
     return docs
 
 @patch
-def texts(self:TextSource, tokenizer=None) -> list[str]:
+def texts(self:TextSource, tokenizer=None, d_vocab:Optional[int]=None) -> list[str]:
     "The documents as strings; a `ValueError` for a pre-tokenized source (token ids, no text)."
-    docs = self.documents(tokenizer)
+    docs = self.documents(tokenizer, d_vocab)
     if not isinstance(docs[0], str): raise ValueError(f"{self.name} is pre-tokenized (token ids, no text) but this "
                                                       "step reads text; pass a text source, or a text column "
                                                       "with --text-column")

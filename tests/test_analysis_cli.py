@@ -82,7 +82,7 @@ def run_in_process(*args):
     (["--sae-path", "{d}/sae", "--hook-name", "hook_nope"], "the SAE was trained on blocks.1.hook_resid_post but layer=1, hook_name='hook_nope'"),
     (["--sae-path", "{d}/sae", "--layer", "0"], "the SAE was trained on blocks.1.hook_resid_post but layer=0"),
     (["--sae-path", "{d}/sae", "--model-name", "{d}/no-model"], "no model directory at"),
-    (["--sae-path", "{d}/sae", "--data-path", "{d}/none.json"], "no processed data at"),
+    (["--sae-path", "{d}/sae", "--data-path", "{d}/none.json"], "none.json does not exist"),
     (["--sae-path", "{d}/sae", "--batch-size", "0"], "must be >= 1"),
     (["--quick", "--full", "--sae-path", "{d}/sae"], "not allowed with argument"),
     (["--max-texts", "2"], "the following arguments are required: --sae-path"),
