@@ -88,10 +88,11 @@ def _hub_dataset(name:str, config:Optional[str], split:Optional[str], streaming:
 def _local_dataset(kind:str, files:list[Path], split:Optional[str], streaming:bool):
     "A `datasets` dataset from local JSONL/parquet files or a `save_to_disk` directory."
     import datasets
-    if kind != "disk":
-        return datasets.load_dataset("json" if kind == "jsonl" else kind, data_files=[str(f) for f in files],
-                                     split="train", streaming=streaming)
-    ds = datasets.load_from_disk(str(files[0]))
+    try: ds = (datasets.load_from_disk(str(files[0])) if kind == "disk" else datasets.load_dataset(
+                   "json" if kind == "jsonl" else kind, data_files=[str(f) for f in files], split="train", streaming=streaming))
+    except (IndexError, StopIteration, ValueError) as e:     # how `datasets` answers an empty dataset
+        raise ValueError(f"{files[0]} holds no documents, or datasets cannot read it ({_one_line(e)}); "
+                         "pass a source with at least one text") from None
     if not isinstance(ds, datasets.DatasetDict): return ds
     split = split or "train"
     if split not in ds:
@@ -102,6 +103,7 @@ def _hf_values(ds, col:Optional[str], name:str) -> Iterator:
     "The raw values of the document column of a `datasets` (iterable) dataset, batch by batch."
     cols = ds.column_names or list(next(iter(ds), {}))
     c = _pick_column(cols, col, name)
+    if getattr(ds, "num_rows", None) == 0: return                 # (`iter` fails on an empty Dataset)
     for b in ds.select_columns([c]).iter(batch_size=1024): yield from b[c]
 
 # %% ../nbs/03a_sources.ipynb #1b43b033
