@@ -69,6 +69,8 @@ SOURCES = [
     ("txt-folder", dict(path="{d}/txt"), ["file a\n\nsecond para of a", "file b"]),
     ("save-to-disk-split", dict(path="{d}/saved", split="test", text_column="body"), bodies(range(2))),
     ("embedded", dict(max_texts=3), embedded_corpus("all")[:3]),
+    ("hub-call-on-a-local-folder",                              # the hub path, load_dataset(name, ...), offline
+     dict(dataset="{d}/pq", split="train", text_column="body", streaming=True, max_texts=5), bodies(range(5))),
 ]
 FLAGS = dict(path="--data-path", dataset="--dataset", dataset_config="--dataset-config", split="--split",
              text_column="--text-column", txt_split="--txt-split", max_texts="--max-texts")
