@@ -68,7 +68,7 @@ def _txt_values(files:list[Path], paragraphs:bool) -> Iterator[str]:
 # %% ../nbs/03a_sources.ipynb #30c3121b
 @contextmanager
 def _no_hf_bars():
-    "Silence `datasets`' progress bars (a CLI error must stay one line)."
+    "Silence `datasets`' progress bars while it converts local files (a CLI error must stay one line)."
     import datasets
     was = datasets.is_progress_bar_enabled(); datasets.disable_progress_bars()
     try: yield
@@ -167,8 +167,8 @@ class TextSource:
 @patch
 def _values(self:TextSource) -> Iterator:
     "The raw value of every record, in order: a string, token ids, or chat messages."
-    if self.dataset is not None:
-        with _no_hf_bars(): ds = _hub_dataset(self.dataset, self.dataset_config, self.split, self.streaming)
+    if self.dataset is not None:                      # (a download keeps its progress bars)
+        ds = _hub_dataset(self.dataset, self.dataset_config, self.split, self.streaming)
         return _hf_values(ds, self.text_column, self.name)
     if self.path is None: return iter(embedded_corpus(self.embedded))
     kind, files = _files(Path(self.path))
