@@ -202,10 +202,10 @@ def iter_documents(self:TextSource,
     d_vocab = d_vocab or (len(tokenizer) if tokenizer is not None else None)
     n = empty = 0
     for i, v in enumerate(self._values()):
-        if n == self.max_texts: break
         d = self._document(v, i, tokenizer, d_vocab)
-        if len(d): n += 1; yield d
-        else: empty += 1
+        if not len(d): empty += 1; continue
+        yield d; n += 1
+        if n == self.max_texts: break                   # before the next record (a stream fetches nothing more)
     if empty: warnings.warn(f"{self.name}: skipped {empty} empty document(s)")
 
 # %% ../nbs/03a_sources.ipynb #91185ecd
