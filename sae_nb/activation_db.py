@@ -17,7 +17,7 @@ from numpy.lib import format as npf
 from scipy import sparse
 from tqdm.auto import tqdm
 
-from .config import atomic_dir, atomic_file, atomic_write_text, to_json
+from .files import atomic_dir, atomic_file, atomic_write_text, to_json
 from .data import WindowedTextDataset, bos_token_id_of, pad_collate, rank_world
 from .models import get_activations, parse_hook_spec
 

@@ -9,8 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .config import (QWEN3_MODELS, CLIError, SAEConfig, TrainingConfig, _one_line, atomic_dir, atomic_write_text,
-                           default_device, run_cli)
+from .config import QWEN3_MODELS, AnalysisConfig, SAEConfig, TrainingConfig, default_device
+from .files import atomic_dir, atomic_write_text
+from .errors import CLIError, _one_line, run_cli
 from .models import EMBEDDED_MODEL, hook_d_in, parse_hook_spec, resolve_hook
 from .sources import TextSource
 
@@ -18,11 +19,30 @@ from .sources import TextSource
 __all__ = ['SAE_TYPES', 'train_parser', 'training_config_from_args', 'check_sae_args', 'sae_config_for', 'default_run_name',
            'load_config_from_args', 'run_training', 'train_main', 'model_card', 'build_upload_folder', 'upload_to_hf',
            'qwen3_parser', 'train_qwen3_main', 'capture_parser', 'capture_main', 'shards_parser', 'train_shards_main',
-           'analyze_main', 'dashboard_main', 'lora_capture_main', 'lora_main', 'run_parser', 'run_main', 'CLIError',
-           'run_cli']
+           'analyze_parser', 'analyze_main', 'dashboard_parser', 'dashboard_main', 'lora_parser', 'lora_main',
+           'lora_capture_main', 'run_parser', 'run_main']
 
-# %% ../nbs/09_cli.ipynb #caee062c
-_all_ = ["CLIError", "run_cli"]                              # defined in sae_nb.config (every command uses them); re-exported here
+# %% ../nbs/09_cli.ipynb #afc2f2d6
+class _Parser(argparse.ArgumentParser):
+    "An ArgumentParser whose usage errors are one line (exit status 2)."
+    def error(self, message): self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+def _pos_int(s:str) -> int:
+    "argparse type: an integer >= 1."
+    try: v = int(s)
+    except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
+    if v < 1: raise argparse.ArgumentTypeError(f"{v} must be >= 1")
+    return v
+
+def _add_quiet(g):
+    "`--quiet` (alias `--no-progress`): no progress bars, ours or HuggingFace's."
+    g.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bars")
+
+def _run_main(p:argparse.ArgumentParser, argv:Optional[Sequence[str]], body, errors:tuple=()) -> int:
+    "Parse `argv` with `p` (`--help`: 0, usage error: 2) and run `body(args)` through `run_cli`."
+    try: a = p.parse_args(argv)
+    except SystemExit as e: return int(e.code or 0)
+    return run_cli(getattr(a, "prog", p.prog), lambda: body(a), quiet=a.quiet, errors=errors)
 
 # %% ../nbs/09_cli.ipynb #8f5e4bd5
 SAE_TYPES = ("batch_topk", "standard", "topk", "jumprelu")
@@ -80,7 +100,7 @@ def _add_data_args(p:argparse.ArgumentParser):
     g.add_argument("--run-name", default=None, help="names pretrained_models/<run_name>/ and checkpoints/<run_name>/ (default: from model, layer, SAE)")
     g.add_argument("--output-dir", default=".", help="where pretrained_models/ and checkpoints/ go (default: the current directory)")
     g.add_argument("--resume-from", default=None, help="a checkpoint directory to resume from, or 'latest' (newest in checkpoints/<run_name>/)")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_quiet(g)
 
 def _add_tracking_args(p:argparse.ArgumentParser):
     "W&B and HuggingFace flags (seed 004 §10)."
@@ -98,7 +118,9 @@ def _add_tracking_args(p:argparse.ArgumentParser):
     g.add_argument("--hf-private", action="store_true", help="create the hub repo private")
 
 # %% ../nbs/09_cli.ipynb #c36b49e5
-def _add_source_args(p:argparse.ArgumentParser):
+def _add_source_args(p:argparse.ArgumentParser,
+                     max_texts:Optional[int]=None, # default of --max-texts (None: every document)
+                     *aliases:str): # more names of --max-texts, e.g. seed 002's --num-examples
     "Text source flags (see `sources.TextSource`)."
     g = p.add_argument_group("text source (default: the embedded corpus)")
     g.add_argument("--data-path", default=None, help="a .json/.jsonl/.txt/.parquet file, a folder of them, or a "
@@ -113,12 +135,13 @@ def _add_source_args(p:argparse.ArgumentParser):
     g.add_argument("--streaming", action="store_true", help="read lazily: only the first --max-texts documents")
     g.add_argument("--chat-template", action="store_true", help="render chat records ([{role, content}, ...]) "
                    "with the tokenizer's chat template")
-    g.add_argument("--max-texts", type=int, default=None, help="use only the first N documents")
+    g.add_argument("--max-texts", *aliases, dest="max_texts", type=_pos_int, default=max_texts,
+                   help="use only the first N documents" + (f" (default {max_texts})" if max_texts else ""))
 
 # %% ../nbs/09_cli.ipynb #e95f3589
 def train_parser(prog:str="sae-train", default_model:str="Qwen/Qwen3-0.6B") -> argparse.ArgumentParser:
     "The `sae-train` argument parser."
-    p = argparse.ArgumentParser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = _Parser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train one sparse autoencoder on a transformer's activations and export it to pretrained_models/<run_name>/.",
         epilog=f"examples:\n  {prog} --model-name {EMBEDDED_MODEL} --num-epochs 1 --topk 32 --run-name demo\n"
                f"  {prog} --model-name Qwen/Qwen3-1.7B --hook-layer 12 --sae-type batch_topk --topk 128 --wandb")
@@ -129,9 +152,8 @@ def train_parser(prog:str="sae-train", default_model:str="Qwen/Qwen3-0.6B") -> a
 # %% ../nbs/09_cli.ipynb #c0de2754
 def training_config_from_args(a:argparse.Namespace) -> TrainingConfig:
     "The `TrainingConfig` the flags describe (validated)."
-    return TrainingConfig(num_epochs=a.num_epochs, batch_size=a.batch_size, lr=a.lr, l1_coefficient=a.sparsity_penalty,
-        use_end_to_end=a.use_end_to_end, use_logit_kl=a.use_logit_kl, use_block_mse=a.use_block_mse,
-        logit_kl_weight=a.logit_kl_weight, block_mse_weight=a.block_mse_weight, log_freq=a.log_freq,
+    return TrainingConfig(num_epochs=a.num_epochs, batch_size=a.batch_size, lr=a.lr, use_end_to_end=a.use_end_to_end,
+        use_logit_kl=a.use_logit_kl, use_block_mse=a.use_block_mse, logit_kl_weight=a.logit_kl_weight, block_mse_weight=a.block_mse_weight, log_freq=a.log_freq,
         activation_batch_size=a.activation_batch_size, max_text_length=a.max_text_length, max_steps=a.max_steps,
         use_amp=a.use_amp, seed=a.seed, val_fraction=a.val_fraction, checkpoint_freq=a.checkpoint_freq,
         device=a.device or default_device(), wandb=a.wandb, wandb_project=a.wandb_project, wandb_entity=a.wandb_entity,
@@ -174,9 +196,13 @@ def _source_from_args(a:argparse.Namespace, embedded:str="all") -> TextSource:
                       a.txt_split, a.chat_template, embedded)
 
 # %% ../nbs/09_cli.ipynb #aeb3497c
+def _rank0() -> bool:
+    "Whether this is rank 0 (torchrun runs a command once per process)."
+    return int(os.environ.get("RANK", "0")) == 0
+
 def _say(*args, **kw):
-    "Print on rank 0 only (torchrun runs the command once per process)."
-    if int(os.environ.get("RANK", "0")) == 0: print(*args, **kw, flush=True)
+    "Print on rank 0 only."
+    if _rank0(): print(*args, **kw, flush=True)
 
 def _texts_from_args(a:argparse.Namespace, # parsed flags of `_add_source_args`
                      model=None, # the loaded model: its tokenizer renders chat records and bounds token ids
@@ -247,11 +273,10 @@ def run_training(a:argparse.Namespace, # parsed `sae-train` flags
 # %% ../nbs/09_cli.ipynb #585654a3
 def train_main(argv:Optional[Sequence[str]]=None) -> int:
     "`sae-train`: train one SAE (seed 004's `single_sae_training.py`)."
-    a = train_parser().parse_args(argv)
-    def body():
+    def body(a):
         res = run_training(a)
         _say(f"exported SAE: {res['export_dir']}\ncheckpoints:  {res['checkpoint_dir']}" + (f"\nhub:          {res['hf_url']}" if "hf_url" in res else ""))
-    return run_cli("sae-train", body, quiet=a.quiet)
+    return _run_main(train_parser(), argv, body)
 
 # %% ../nbs/09_cli.ipynb #439cab97
 def _fmt_metric(v) -> str:
@@ -366,8 +391,7 @@ def _per_model_args(a:argparse.Namespace, model_name:str, group:str) -> argparse
 # %% ../nbs/09_cli.ipynb #49dc0304
 def train_qwen3_main(argv:Optional[Sequence[str]]=None) -> int:
     "`sae-train-qwen3`: one BatchTopK SAE per model; failures are reported and the rest continue."
-    a = qwen3_parser().parse_args(argv)
-    def body():
+    def body(a):
         check_sae_args(a); _source_from_args(a)                # each model's run reads the source with its tokenizer
         group = a.wandb_group or time.strftime("qwen3_sae_batch_%Y%m%d_%H%M%S")
         results = {}
@@ -382,12 +406,12 @@ def train_qwen3_main(argv:Optional[Sequence[str]]=None) -> int:
         for name, r in results.items(): _say(f"  {name:24s} {r['status']:7s} {r.get('export_dir') or r.get('error')}")
         atomic_write_text(Path(a.output_dir)/"pretrained_models"/f"{group}_summary.json", json.dumps(results, indent=2))
         return 0 if all(r["status"] == "ok" for r in results.values()) else 1
-    return run_cli("sae-train-qwen3", body, quiet=a.quiet)
+    return _run_main(qwen3_parser(), argv, body)
 
 # %% ../nbs/09_cli.ipynb #08e38ed3
 def capture_parser() -> argparse.ArgumentParser:
     "The `sae-capture` argument parser."
-    p = argparse.ArgumentParser(prog="sae-capture", description="Capture a model's activations at one hook into safetensors shards (resumable).")
+    p = _Parser(prog="sae-capture", description="Capture a model's activations at one hook into safetensors shards (resumable).")
     _add_model_args(p, EMBEDDED_MODEL); _add_source_args(p)
     g = p.add_argument_group("capture")
     g.add_argument("--output-dir", required=True, help="shard directory (resumed if it holds an unfinished capture)")
@@ -398,13 +422,12 @@ def capture_parser() -> argparse.ArgumentParser:
     g.add_argument("--sink-norm-factor", type=float, default=None, help="drop tokens whose norm exceeds this × the batch median (e.g. 100)")
     g.add_argument("--storage-dtype", default=None, help="dtype of the stored rows (default: the model's)")
     g.add_argument("--overwrite", action="store_true", help="discard an existing capture in --output-dir")
-    g.add_argument("--quiet", action="store_true")
+    _add_quiet(g)
     return p
 
 def capture_main(argv:Optional[Sequence[str]]=None) -> int:
     "`sae-capture`: activations at one hook → shards + manifest."
-    a = capture_parser().parse_args(argv)
-    def body():
+    def body(a):
         from sae_nb.data import capture_activations, read_manifest
         from sae_nb.models import load_model
         _source_from_args(a)
@@ -416,41 +439,53 @@ def capture_main(argv:Optional[Sequence[str]]=None) -> int:
                                   dtype=a.storage_dtype, overwrite=a.overwrite, progress=not a.quiet)
         man = read_manifest(out)
         _say(f"shards: {out} ({man.get('total_tokens', '?')} rows of {hook}, d_in={man.get('d_in')})")
-    return run_cli("sae-capture", body, quiet=a.quiet)
+    return _run_main(capture_parser(), argv, body)
 
 # %% ../nbs/09_cli.ipynb #fee4d4f0
+def _add_activation_train_args(p:argparse.ArgumentParser, sae_types=SAE_TYPES, expansion:float=8, topk:int=32, batch_size:int=4096):
+    "SAE and optimisation flags of the commands that train on stored activations (`sae-train-shards`, `sae-lora train`)."
+    p.add_argument("--sae-type", "--architecture", dest="sae_type", choices=sae_types, default="batch_topk")
+    p.add_argument("--sae-expansion", "--expansion-factor", dest="sae_expansion", type=float, default=expansion,
+                   help="d_sae = expansion × d_in (default %(default)s)")
+    p.add_argument("--topk", "--k", dest="topk", type=int, default=topk, help="k of TopK / BatchTopK (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=batch_size, help="activation rows per step and rank (default %(default)s)")
+    p.add_argument("--num-epochs", "--max-epochs", dest="num_epochs", type=int, default=10, help="(default %(default)s)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
+    p.add_argument("--lr", type=float, default=1e-3, help="(default %(default)s)")
+    p.add_argument("--seed", type=int, default=42, help="(default %(default)s)")
+    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
+    p.add_argument("--checkpoint-dir", default=None, help="write checkpoints here (for --resume-from)")
+    p.add_argument("--resume-from", default=None, help="a checkpoint directory to continue from")
+    p.add_argument("--wandb", action=argparse.BooleanOptionalAction, default=None,
+                   help="log to Weights & Biases (default: on when --wandb-project is given)")
+    p.add_argument("--wandb-project", default=None, help="W&B project (default sae-training)")
+    _add_quiet(p)
+    return p
+
+def _wandb_on(a:argparse.Namespace) -> bool:
+    "`--wandb` / `--no-wandb` when given, else whether a `--wandb-project` was named (seed 001)."
+    return bool(a.wandb_project) if a.wandb is None else a.wandb
+
 def shards_parser() -> argparse.ArgumentParser:
-    "The `sae-train-shards` argument parser (seed 001's flags)."
-    p = argparse.ArgumentParser(prog="sae-train-shards", description="Train an SAE on cached activation shards (seed 001's sae_training.py).")
+    "The `sae-train-shards` argument parser (seed 001's flags as aliases)."
+    p = _Parser(prog="sae-train-shards", description="Train an SAE on cached activation shards (seed 001's sae_training.py).")
     p.add_argument("--shard-dir", required=True, help="directory written by sae-capture (or a folder of .pt shards)")
-    p.add_argument("--model", default=None, help="model name recorded in the SAE's metadata (default: from the manifest)")
-    p.add_argument("--sae-type", choices=SAE_TYPES, default="batch_topk")
-    p.add_argument("--expansion-factor", type=float, default=8, help="(default %(default)s)")
-    p.add_argument("--topk", type=int, default=32, help="k of TopK / BatchTopK (default %(default)s)")
-    p.add_argument("--l1-coefficient", type=float, default=1e-3, help="standard SAE sparsity weight (default %(default)s)")
+    p.add_argument("--model-name", "--model", dest="model_name", default=None,
+                   help="model name recorded in the SAE's metadata (default: from the manifest)")
+    p.add_argument("--sparsity-penalty", "--l1-coefficient", dest="sparsity_penalty", type=float, default=1e-3,
+                   help="standard SAE sparsity weight (default %(default)s)")
     p.add_argument("--decorrelation-coeff", type=float, default=0.0)
-    p.add_argument("--batch-size", type=int, default=4096, help="activation rows per step and rank (default %(default)s)")
-    p.add_argument("--max-epochs", type=int, default=10)
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup-steps", type=int, default=0)
     p.add_argument("--use-amp", action="store_true")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--device", default=None)
-    p.add_argument("--checkpoint-dir", default=None, help="default: checkpoints/<run-name>")
     p.add_argument("--checkpoint-every-steps", type=int, default=None)
-    p.add_argument("--resume-from", default=None, help="checkpoint directory or 'latest'")
     p.add_argument("--run-name", default=None)
     p.add_argument("--output-dir", default=".", help="where pretrained_models/ and checkpoints/ go")
-    p.add_argument("--wandb-project", default=None, help="log to this W&B project (off when omitted)")
     p.add_argument("--wandb-mode", choices=("online", "offline", "disabled"), default=os.environ.get("WANDB_MODE", "online"))
-    p.add_argument("--quiet", action="store_true")
-    return p
+    return _add_activation_train_args(p)
 
 def train_shards_main(argv:Optional[Sequence[str]]=None) -> int:
     "`sae-train-shards`: train an SAE on activation shards."
-    a = shards_parser().parse_args(argv)
-    def body():
+    def body(a):
         from sae_nb.data import ActivationShardDataset
         from sae_nb.sae import make_sae
         from sae_nb.training import init_distributed, train_on_shards
@@ -460,13 +495,13 @@ def train_shards_main(argv:Optional[Sequence[str]]=None) -> int:
         man = getattr(ds, "manifest", None) or {}
         hook = man.get("hook_spec")
         layer, name = parse_hook_spec(hook) if hook else (None, "hook_resid_post")
-        cfg = SAEConfig(d_in=ds.d_in, expansion_factor=a.expansion_factor, architecture=a.sae_type,
-                        top_k=a.topk if a.sae_type in ("batch_topk", "topk") else None, l1_coefficient=a.l1_coefficient,
+        cfg = SAEConfig(d_in=ds.d_in, expansion_factor=a.sae_expansion, architecture=a.sae_type,
+                        top_k=a.topk if a.sae_type in ("batch_topk", "topk") else None, l1_coefficient=a.sparsity_penalty,
                         decorrelation_coeff=a.decorrelation_coeff, hook_layer=layer, hook_name=name, device=a.device or default_device(),
-                        model_name=a.model or man.get("model_name"))
-        tcfg = TrainingConfig(num_epochs=a.max_epochs, max_steps=a.max_steps, batch_size=a.batch_size, lr=a.lr, warmup_steps=a.warmup_steps,
-                              use_amp=a.use_amp, seed=a.seed, use_end_to_end=False, device=cfg.device, l1_coefficient=a.l1_coefficient,
-                              wandb=a.wandb_project is not None, wandb_project=a.wandb_project or "sae-training", wandb_mode=a.wandb_mode)
+                        model_name=a.model_name or man.get("model_name"))
+        tcfg = TrainingConfig(num_epochs=a.num_epochs, max_steps=a.max_steps, batch_size=a.batch_size, lr=a.lr, warmup_steps=a.warmup_steps,
+                              use_amp=a.use_amp, seed=a.seed, use_end_to_end=False, device=cfg.device,
+                              wandb=_wandb_on(a), wandb_project=a.wandb_project or "sae-training", wandb_mode=a.wandb_mode)
         run_name = a.run_name or default_run_name(cfg.model_name or "shards", cfg)
         ckpt = Path(a.checkpoint_dir) if a.checkpoint_dir else Path(a.output_dir)/"checkpoints"/run_name
         export = Path(a.output_dir)/"pretrained_models"/run_name
@@ -476,28 +511,217 @@ def train_shards_main(argv:Optional[Sequence[str]]=None) -> int:
         train_on_shards(sae, ds, replace(tcfg, wandb_run_name=run_name), checkpoint_dir=ckpt, resume_from=_resolve_resume(a.resume_from, ckpt),
                         progress=not a.quiet, checkpoint_every_steps=a.checkpoint_every_steps, export_dir=export, run_name=run_name)
         _say(f"exported SAE: {export}\ncheckpoints:  {ckpt}")
-    return run_cli("sae-train-shards", body, quiet=a.quiet)
+    return _run_main(shards_parser(), argv, body)
 
 # %% ../nbs/09_cli.ipynb #1b0f4ce6
+def analyze_parser() -> argparse.ArgumentParser:
+    "The `sae-analyze` argument parser."
+    p = _Parser(prog="sae-analyze", description="Analyse a trained SAE: a quick check (sparsity, dead latents, reconstruction, "
+                "loss recovered) or the comprehensive analysis (activation database, similarity and co-occurrence, feature "
+                "summaries, plots, report, dashboard).")
+    m = p.add_mutually_exclusive_group()
+    m.add_argument("--quick", action="store_true", help="sparsity, dead latents, reconstruction and ablation in one pass (default)")
+    m.add_argument("--full", action="store_true", help="the comprehensive analysis into --analysis-dir")
+    p.add_argument("--sae-path", required=True, help="the SAE directory (weights.safetensors + config.json, or a SAELens directory)")
+    p.add_argument("--model-name", help=f"model to load (default: the SAE's config model_name): hub name, directory or {EMBEDDED_MODEL}")
+    p.add_argument("--hook-layer", "--layer", dest="hook_layer", type=int, help="hook layer (default: the SAE's)")
+    p.add_argument("--hook-name", help="hook name, e.g. hook_resid_post (default: the SAE's)")
+    p.add_argument("--batch-size", type=_pos_int, default=8, help="windows per forward pass (default 8)")
+    p.add_argument("--max-text-length", "--max-length", dest="max_text_length", type=_pos_int,
+                   help="tokens per window (default: the SAE's context_size or 256)")
+    p.add_argument("--max-tokens", type=_pos_int, help="analyse only the first texts up to N tokens")
+    p.add_argument("--analysis-dir", "--output-dir", dest="analysis_dir", help="--full: output directory (default analysis/<SAE name>)")
+    p.add_argument("--output", help="--quick: write the results JSON here")
+    p.add_argument("--eval-max-tokens", type=_pos_int, default=100_000, help="--full: tokens for reconstruction and ablation (default 100000)")
+    p.add_argument("--mean-ablation", action="store_true", help="also report the mean-ablation loss")
+    p.add_argument("--no-dashboard", action="store_true", help="--full: do not write dashboard.html")
+    p.add_argument("--tag", help="--full: suffix of the result files (default: a UTC timestamp)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    _add_source_args(p); _add_quiet(p)
+    return p
+
+# %% ../nbs/09_cli.ipynb #6e622564
+def _write_dashboard(analysis_dir:Path, tag:Optional[str]=None) -> Path:
+    "`analysis_dir/dashboard.html` from the feature summaries of an analysis directory."
+    from sae_nb.dashboard import generate_dashboard
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return generate_dashboard(analysis_dir, Path(analysis_dir)/"dashboard.html", tag=tag, progress=False)
+
+def _analyze(a:argparse.Namespace):
+    "Run the analysis the parsed flags ask for and print where its results are."
+    from sae_nb.analysis import format_summary, run_comprehensive_analysis, run_quick_analysis
+    cfg = AnalysisConfig(batch_size=a.batch_size, max_texts=a.max_texts, max_tokens=a.max_tokens, max_length=a.max_text_length,
+                         eval_max_tokens=a.eval_max_tokens, mean_ablation=a.mean_ablation, tag=a.tag)
+    src = _source_from_args(a, embedded="val")               # default: the embedded corpus's held-out split
+    kw = dict(model_name=a.model_name, layer=a.hook_layer, hook_name=a.hook_name, device=a.device, progress=not a.quiet,
+              data_path=src if src.path or src.dataset else None)
+    if not a.full:
+        res = run_quick_analysis(a.sae_path, cfg, output=a.output, **kw)
+        return print(format_summary(res) + (f"\nresults: {a.output}" if a.output else ""))
+    out = Path(run_comprehensive_analysis(a.sae_path, cfg, a.analysis_dir, **kw))
+    res = json.loads(next((out/"results").glob(f"analysis_results_{a.tag or '*'}.json")).read_text())
+    if not a.no_dashboard: _write_dashboard(out, res["tag"])
+    print(format_summary(res) + f"\nanalysis: {out}\nreport: {out/'README.md'}" + ("" if a.no_dashboard else f"\ndashboard: {out/'dashboard.html'}"))
+
 def analyze_main(argv:Optional[Sequence[str]]=None) -> int:
-    "`sae-analyze --quick | --full` (see `analysis.analyze_main`)."
-    from sae_nb.analysis import analyze_main as f
-    return f(argv)
+    "`sae-analyze`: the quick check or the comprehensive analysis (and its dashboard); 0, or 2 with one line on bad input."
+    return _run_main(analyze_parser(), argv, _analyze)
+
+# %% ../nbs/09_cli.ipynb #0b40c865
+def _parse_features(spec:Optional[str]) -> Optional[list[int]]:
+    "`'0-99,200'` → `[0, ..., 99, 200]`."
+    if spec is None: return None
+    out = []
+    for part in spec.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m: raise ValueError(f"--features {spec!r}: {part!r} is not an index or a range like 10-20")
+        a, b = int(m.group(1)), int(m.group(2) or m.group(1))
+        if b < a: raise ValueError(f"--features {spec!r}: range {part!r} runs backwards")
+        out.extend(range(a, b + 1))
+    return out
+
+# %% ../nbs/09_cli.ipynb #c8a776f6
+def dashboard_parser() -> argparse.ArgumentParser:
+    "The `sae-dashboard` argument parser."
+    p = _Parser(prog="sae-dashboard", description="Write a self-contained HTML dashboard of SAE features (opens offline in any browser).")
+    p.add_argument("--input", "-i", required=True, help="feature-data JSON, results/feature_summaries_<tag>.jsonl, or an analysis directory")
+    p.add_argument("--output", "-o", help="HTML file to write (default: <analysis_dir>/dashboard.html or <input>_dashboard.html)")
+    p.add_argument("--title", help="page title (default: model and hook)")
+    p.add_argument("--tag", help="which feature_summaries_<tag>.jsonl of an analysis directory (default: the newest)")
+    p.add_argument("--features", help="only these features, e.g. 0-999,4096")
+    p.add_argument("--precision", type=int, default=4, help="significant digits of example activations (default 4)")
+    _add_quiet(p)
+    return p
+
+def _dashboard(a:argparse.Namespace):
+    "Write the dashboard the parsed flags ask for."
+    from sae_nb.dashboard import generate_dashboard
+    inp = Path(a.input)
+    out = Path(a.output) if a.output else inp/"dashboard.html" if inp.is_dir() else inp.with_name(inp.stem + "_dashboard.html")
+    path = generate_dashboard(inp, out, title=a.title, features=_parse_features(a.features), precision=a.precision, tag=a.tag,
+                              progress=not a.quiet)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
 
 def dashboard_main(argv:Optional[Sequence[str]]=None) -> int:
-    "`sae-dashboard --input ... --output ...` (see `dashboard.dashboard_main`)."
-    from sae_nb.dashboard import dashboard_main as f
-    return f(argv)
+    "`sae-dashboard`: write the HTML dashboard of a feature-data JSON or an analysis directory."
+    return _run_main(dashboard_parser(), argv, _dashboard)
 
-def lora_capture_main(argv:Optional[Sequence[str]]=None) -> int:
-    "`sae-lora-capture` (see `lora.lora_capture_main`)."
-    from sae_nb.lora import lora_capture_main as f
-    return f(argv)
+# %% ../nbs/09_cli.ipynb #a5a293ac
+def _lora_selection(p:argparse.ArgumentParser, default_help:str):
+    "--adapters / --all-adapters."
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--adapters", default=None, help="comma-separated adapter types (gate_proj,up_proj,... or g,u,d / mlp / attention / all); "
+                   + default_help)
+    g.add_argument("--all-adapters", action="store_true", help="all seven adapter types")
+
+def _lora_capture_args(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
+    "Flags of the capture step."
+    p.add_argument("--adapter-path", required=True, help="PEFT adapter directory (adapter_config.json + adapter_model.safetensors)")
+    p.add_argument("--model-name", "--model-path", dest="model_name", default=None,
+                   help=f"base model: hub name, directory or {EMBEDDED_MODEL} (default: the adapter's base_model_name_or_path)")
+    _lora_selection(p, "default: all seven")
+    _add_source_args(p, 1000, "--num-examples")
+    p.add_argument("--max-text-length", "--max-length", dest="max_text_length", type=int, default=512, help="tokens per text (truncated)")
+    p.add_argument("--batch-size", type=int, default=8, help="texts per forward pass (per process)")
+    p.add_argument("--output-dir", default=".", help="writes OUTPUT_DIR/activations*/lora_activations.h5")
+    p.add_argument("--chunk-size", type=int, default=8192, help="token rows per HDF5 append")
+    p.add_argument("--num-procs", "--num-gpus", dest="num_procs", type=int, default=1, help="processes to spawn (one per GPU) outside torchrun")
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
+    p.add_argument("--dtype", default="float32", help="model weights dtype (bfloat16 for large models)")
+    p.add_argument("--store-dtype", default="float32", choices=["float32", "float16"], help="activations dtype in the file")
+    p.add_argument("--compression", default=None, choices=["gzip", "lzf"], help="HDF5 compression")
+    p.add_argument("--device-map", default=None, help="HF device_map (e.g. auto) to spread one model over several GPUs")
+    _add_quiet(p)
+    return p
+
+def _lora_capture(a:argparse.Namespace):
+    "Step 1 from parsed flags; prints the file written."
+    from sae_nb.lora import adapter_initials, capture_lora, read_lora_info
+    texts = _source_from_args(a, embedded="train").texts()
+    out = capture_lora(a.adapter_path, texts, a.output_dir, None if a.all_adapters else a.adapters,
+                       model_name=a.model_name, max_length=a.max_text_length, batch_size=a.batch_size, chunk_size=a.chunk_size,
+                       num_procs=a.num_procs, device=a.device, dtype=a.dtype, store_dtype=a.store_dtype, compression=a.compression,
+                       device_map=a.device_map, metadata={"data_path": a.data_path}, progress=not a.quiet)
+    if _rank0():
+        i = read_lora_info(out)
+        print(f"wrote {out}: {i.n_tokens} tokens × {i.d_in} ({adapter_initials(i.adapters)}, {i.layout.n_layers} layers, "
+              f"rank {i.layout.rank or 'mixed'}) from {i.n_examples} texts")
+
+# %% ../nbs/09_cli.ipynb #6fc690a4
+def _lora_train_args(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
+    "Flags of the training step."
+    p.add_argument("--activations", default=".", help="capture file, its directory, or the capture's --output-dir (default: .)")
+    _lora_selection(p, "default: the selection of the file found")
+    p.add_argument("--output-dir", default=".", help="writes OUTPUT_DIR/trained_sae_adapters_<initials>/")
+    p.add_argument("--val-fraction", type=float, default=0.0, help="texts held out for validation")
+    p.add_argument("--no-normalize", action="store_true", help="train on the raw activation scale")
+    return _add_activation_train_args(p, ("batch_topk", "topk"), expansion=16, topk=50, batch_size=1024)
+
+def _lora_train(a:argparse.Namespace):
+    "Step 2 from parsed flags."
+    from sae_nb.lora import train_lora_sae
+    out = train_lora_sae(a.activations, "all" if a.all_adapters else a.adapters, a.output_dir, a.sae_expansion, a.topk, a.sae_type,
+                         a.batch_size, a.lr, a.num_epochs, a.max_steps, a.val_fraction, not a.no_normalize, a.device, a.seed,
+                         checkpoint_dir=a.checkpoint_dir, resume_from=a.resume_from, progress=not a.quiet, wandb=_wandb_on(a),
+                         wandb_project=a.wandb_project or "sae-training")
+    _say(f"wrote {out}")
+
+# %% ../nbs/09_cli.ipynb #9986056a
+def _lora_collect_args(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
+    "Flags of the collection step."
+    p.add_argument("--sae-path", "--model-path", dest="sae_path", required=True,
+                   help="the trained SAE (the train step's directory; seed 002's NAME.pt finds NAME/)")
+    p.add_argument("--n-examples", "--top-k", dest="n_examples", type=int, default=10, help="max-activating examples per feature")
+    p.add_argument("--context", type=int, default=10, help="tokens either side of the max token")
+    p.add_argument("--activations", default=None, help="capture file (default: the one the SAE was trained on)")
+    p.add_argument("--tokenizer", default=None, help="tokenizer directory or hub name (default: the model the capture names)")
+    p.add_argument("--batch-size", type=int, default=8192, help="rows encoded per step")
+    p.add_argument("--device", default=None)
+    p.add_argument("--output-dir", default=".", help="writes OUTPUT_DIR/sae_features_data_<sae name>.json")
+    p.add_argument("--output", default=None, help="the JSON file to write (overrides --output-dir)")
+    _add_quiet(p)
+    return p
+
+def _lora_collect(a:argparse.Namespace):
+    "Step 3 from parsed flags: the dashboard's feature data as JSON."
+    from transformers import AutoTokenizer
+    from sae_nb.files import to_json
+    from sae_nb.lora import collect_lora_features, feature_data_name
+    sae = Path(a.sae_path)
+    if not sae.exists() and sae.suffix == ".pt" and sae.with_suffix("").is_dir(): sae = sae.with_suffix("")
+    if not sae.exists(): raise FileNotFoundError(f"no trained SAE at {sae}; run the train step first (sae-lora train) or pass its output directory")
+    tok = None if a.tokenizer is None else AutoTokenizer.from_pretrained(a.tokenizer)
+    data = collect_lora_features(sae, a.activations, tok, a.n_examples, a.context, a.batch_size, device=a.device, progress=not a.quiet)
+    out = Path(a.output) if a.output else Path(a.output_dir)/feature_data_name(sae.name)
+    to_json(data, out)
+    print(f"wrote {out}: {sum(f['count'] > 0 for f in data['features'])} of {len(data['features'])} features active "
+          f"on {data['meta']['n_tokens']} tokens")
+
+# %% ../nbs/09_cli.ipynb #7a8c7998
+_LORA_ERRORS = (ImportError, KeyError)         # a missing h5py / peft, an unknown adapter name: bad input for these commands
+
+def lora_parser() -> argparse.ArgumentParser:
+    "The `sae-lora` argument parser: one subcommand per step."
+    ap = _Parser(prog="sae-lora", description="SAEs on LoRA adapter activations: capture → train → collect → dashboard.")
+    sub = ap.add_subparsers(dest="step", required=True, metavar="{capture,train,collect,dashboard}")
+    for name, add, run, help in (("capture", _lora_capture_args, _lora_capture, "step 1: LoRA A·x activations into HDF5"),
+                                 ("train", _lora_train_args, _lora_train, "step 2: a TopK/BatchTopK SAE on them"),
+                                 ("collect", _lora_collect_args, _lora_collect, "step 3: max-activating examples (dashboard feature data)")):
+        sp = add(sub.add_parser(name, help=help)); sp.set_defaults(run=run, prog=sp.prog)
+    sub.add_parser("dashboard", help="step 4: the HTML dashboard (sae-dashboard's options)", add_help=False)
+    return ap
 
 def lora_main(argv:Optional[Sequence[str]]=None) -> int:
-    "`sae-lora capture | train | collect | dashboard`: seed 002's four steps (see `lora.lora_main`)."
-    from sae_nb.lora import lora_main as f
-    return f(argv)
+    "`sae-lora`: seed 002's four steps (capture, train, collect, dashboard) as subcommands."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["dashboard"]: return dashboard_main(argv[1:])
+    return _run_main(lora_parser(), argv, lambda a: a.run(a), errors=_LORA_ERRORS)
+
+def lora_capture_main(argv:Optional[Sequence[str]]=None) -> int:
+    "`sae-lora-capture`: step 1, LoRA activations of a PEFT adapter into HDF5."
+    p = _lora_capture_args(_Parser(prog="sae-lora-capture", description=lora_capture_main.__doc__))
+    return _run_main(p, argv, _lora_capture, errors=_LORA_ERRORS)
 
 # %% ../nbs/09_cli.ipynb #bc4606f0
 def run_parser() -> argparse.ArgumentParser:
@@ -514,8 +738,7 @@ def run_parser() -> argparse.ArgumentParser:
 
 def run_main(argv:Optional[Sequence[str]]=None) -> int:
     "`sae-run`: train → analyse → dashboard, printing where each result is."
-    a = run_parser().parse_args(argv)
-    def body():
+    def body(a):
         from sae_nb.analysis import run_comprehensive_analysis
         from sae_nb.data import split_train_val
         from sae_nb.models import load_model
@@ -532,8 +755,10 @@ def run_main(argv:Optional[Sequence[str]]=None) -> int:
             val = split_train_val(texts, a.val_fraction, seed=a.seed)[1] or texts
             src = f"{len(val)} held-out texts (val_fraction {a.val_fraction}, seed {a.seed}) of {source.name}"
         adir = Path(a.analysis_dir or Path(a.output_dir)/"analysis"/res["run_name"])
-        run_comprehensive_analysis(sae_path=res["export_dir"], data_path=a.analysis_data_path, texts=val, data_source=src, batch_size=a.analysis_batch_size,
-                                   analysis_dir=adir, max_tokens=a.analysis_max_tokens, model=model, progress=not a.quiet, dashboard=True)
+        cfg = AnalysisConfig(batch_size=a.analysis_batch_size, max_tokens=a.analysis_max_tokens)
+        run_comprehensive_analysis(res["export_dir"], cfg, adir, data_path=a.analysis_data_path, texts=val, data_source=src, model=model,
+                                   progress=not a.quiet)
+        _write_dashboard(adir)
         t2 = time.time()
         _say(f"\ntrained SAE:  {res['export_dir']}  ({t1 - t0:.0f} s)\nanalysis:     {adir}/README.md  ({t2 - t1:.0f} s)\ndashboard:    {adir}/dashboard.html")
-    return run_cli("sae-run", body, quiet=a.quiet)
+    return _run_main(run_parser(), argv, body)

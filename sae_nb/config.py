@@ -4,20 +4,19 @@
 
 # %% ../nbs/00_config.ipynb #d738f9d3
 from __future__ import annotations
-import json, math, os, shutil, sys, traceback, uuid, warnings
-from contextlib import contextmanager
+import json, warnings
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, Optional, get_args
+from typing import Literal, NamedTuple, Optional, get_args
 
-import numpy as np
 import torch
 from fastcore.basics import patch
 
+from .files import atomic_write_text
+
 # %% auto #0
 __all__ = ['Architecture', 'ARCHITECTURES', 'DTYPES', 'AmpDtype', 'WandbMode', 'QWEN3_MODELS', 'default_device', 'dtype_name',
-           'atomic_file', 'atomic_write_text', 'atomic_dir', 'jsonable', 'NumpyEncoder', 'to_json', 'CLIError',
-           'run_cli', 'JSONConfig', 'SAEConfig', 'TrainingConfig', 'SAEPreset', 'gpt2_sae_config',
+           'JSONConfig', 'SAEConfig', 'TrainingConfig', 'AnalysisConfig', 'SAEPreset', 'gpt2_sae_config',
            'gpt2_medium_sae_config', 'pythia_1_4b_sae_config', 'qwen3_sae_config']
 
 # %% ../nbs/00_config.ipynb #59e9a060
@@ -54,118 +53,11 @@ def _check_pos(obj, *names):
         v = getattr(obj, n)
         if v is not None and v <= 0: raise ValueError(f"{n}={v} must be > 0")
 
-# %% ../nbs/00_config.ipynb #3c562cb3
-@contextmanager
-def atomic_file(path:str|Path):
-    "Yield a temporary path next to `path`; on success it replaces `path` atomically, on error it is removed."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
-
-def atomic_write_text(path:str|Path, text:str) -> Path:
-    "Write `text` to `path` atomically and return the path."
-    with atomic_file(path) as tmp: Path(tmp).write_text(text)
-    return Path(path)
-
-# %% ../nbs/00_config.ipynb #004b98a8
-@contextmanager
-def atomic_dir(path:str|Path):
-    "Yield a temporary directory next to `path`; on success it replaces `path` (a directory) atomically."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
-        yield tmp
-        old = None
-        if path.exists():                      # keep the old version until the new one is in place
-            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None: shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
-
-# %% ../nbs/00_config.ipynb #ac953fa5
-def _num(x:float):
-    "A finite float, or None for NaN/Inf."
-    return x if math.isfinite(x) else None
-
-def _default(o):
-    "`json.dumps` hook: numpy/torch scalars and arrays, paths, sets."
-    if isinstance(o, torch.Tensor): o = o.detach().cpu().numpy()
-    if isinstance(o, (np.ndarray, np.generic)): return o.tolist()
-    if isinstance(o, Path): return str(o)
-    if isinstance(o, (set, frozenset)): return sorted(o)
-    raise TypeError(f"cannot convert {type(o).__name__} to JSON: {o!r:.80}")
-
-_STRS, _NUMS, _SCALARS = {str, type(None)}, {int, float, bool}, {str, int, bool, type(None)}
-
-def jsonable(obj:Any) -> Any:
-    "`obj` with numpy/torch scalars and arrays, tuples and paths converted to plain JSON types; NaN/Inf become None."
-    if obj is None or isinstance(obj, (str, bool, int)): return obj
-    if isinstance(obj, float): return _num(obj)
-    if isinstance(obj, dict): return {k if type(k) is str else str(k): v if type(v) in _SCALARS else jsonable(v) for k,v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        types = set(map(type, obj))                                 # fast paths: token lists, activations, pairs
-        if types <= _STRS: return list(obj)
-        if types <= _NUMS and math.isfinite(sum(obj)): return list(obj)
-        if types <= _STRS | _NUMS and all(math.isfinite(x) for x in obj if type(x) is float): return list(obj)
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic): return jsonable(obj.item())
-    return jsonable(_default(obj))
-
-class NumpyEncoder(json.JSONEncoder):
-    "A `json.JSONEncoder` for numpy/torch values (seed 002's name); prefer `to_json`, which also maps NaN to null."
-    def default(self, o): return jsonable(o)
-
-def to_json(obj:Any, path:str|Path|None=None, indent:int|None=None) -> str:
-    "Serialise `obj` (numpy/torch values allowed, NaN → null) to a JSON string; with `path`, also write it atomically."
-    s = json.dumps(jsonable(obj), indent=indent, ensure_ascii=False, allow_nan=False)
-    if path is not None: atomic_write_text(path, s)
-    return s
-
-# %% ../nbs/00_config.ipynb #c3ba4cba
-class CLIError(Exception):
-    "A user error the CLI reports in one line (exit code 2)."
-
-def _one_line(e:BaseException) -> str:
-    "The exception's message on one line."
-    return " ".join(str(e).split()) or type(e).__name__
-
-@contextmanager
-def _hf_progress(enabled:bool):
-    "Switch HuggingFace's own progress bars (weight loading, ...) on or off for a block."
-    from transformers.utils import logging as hf_logging
-    was = hf_logging.is_progress_bar_enabled()
-    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
-    try: yield
-    finally: (hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)()
-
-def run_cli(prog:str, # command name, used as the message prefix
-            fn, # the command body: () -> exit code (None = 0)
-            quiet:bool=False, # also silence HuggingFace's progress bars
-            errors:tuple=(), # more exception types that mean bad input for this command
-           ) -> int:
-    "Run `fn`; turn user errors into one stderr line and exit code 2 (`SAE_NB_DEBUG=1` adds the traceback), Ctrl-C into 130."
-    try:
-        with _hf_progress(not quiet): return int(fn() or 0)
-    except (CLIError, ValueError, FileNotFoundError, *errors) as e:
-        if os.environ.get("SAE_NB_DEBUG"): traceback.print_exc()
-        print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-
 # %% ../nbs/00_config.ipynb #e8d13aaf
 def _known(cls, d:dict, aliases:dict) -> dict:
-    "Keep the keys of `d` that are fields of `cls` (after `aliases`), warning about the rest."
+    "Keep the keys of `d` that are fields of `cls` (after `aliases`), warning about the rest (except `cls._elsewhere`)."
     names = {f.name for f in fields(cls)}
-    d = {aliases.get(k, k): v for k,v in d.items()}
+    d = {aliases.get(k, k): v for k,v in d.items() if k not in cls._elsewhere}
     extra = sorted(k for k in d if k not in names)
     if extra: warnings.warn(f"{cls.__name__}: ignoring unknown fields {extra}")
     return {k: v for k,v in d.items() if k in names}
@@ -174,6 +66,7 @@ def _known(cls, d:dict, aliases:dict) -> dict:
 class JSONConfig:
     "Mixin for the config dataclasses: JSON round trip with the seeds' field names accepted."
     _aliases = {}
+    _elsewhere = frozenset()   # fields of old files that the other config holds now: read and dropped
     def to_dict(self) -> dict:
         "All fields as JSON-ready values."
         return asdict(self)
@@ -304,12 +197,10 @@ class TrainingConfig(JSONConfig):
     num_epochs: int = 10                      # passes over the training texts (seed 001 calls it max_epochs)
     batch_size: int = 32                      # text windows per batch (on-the-fly) or activation rows per step (shards)
     lr: float = 1e-3                          # Adam learning rate
-    l1_coefficient: float = 0.01              # sparsity weight for the standard SAE (overrides SAEConfig's during training)
     num_dataloader_workers: int = 0           # DataLoader worker processes
     persistent_workers: bool = False          # keep DataLoader workers alive between epochs
     pin_memory: bool = False                  # pinned host memory for faster GPU copies
     use_end_to_end: bool = True               # splice the reconstruction into the model and add downstream losses
-    reconstruction_loss_weight: float = 1.0   # weight of the target layer's reconstruction MSE
     use_block_mse: bool = False               # end-to-end: MSE of later blocks' residuals (clean vs spliced)
     block_mse_weight: float = 0.1             # weight of each block-MSE term
     block_mse_layers: Optional[list[int]] = None  # layers for block MSE; None = every layer after the hook
@@ -354,7 +245,7 @@ def _validate(self:TrainingConfig):
     _check_pos(self, "num_epochs", "batch_size", "lr", "log_freq", "max_text_length", "grad_accum_steps",
                "checkpoint_freq", "normalize_decoder_every", "activation_batch_size", "max_steps", "eval_every",
                "grad_clip", "kl_temperature", "sink_norm_factor")
-    _check_nonneg(self, "l1_coefficient", "reconstruction_loss_weight", "block_mse_weight", "logit_kl_weight",
+    _check_nonneg(self, "block_mse_weight", "logit_kl_weight",
                   "warmup_steps", "num_dataloader_workers")
     if self.use_end_to_end and not (self.use_logit_kl or self.use_block_mse):
         raise ValueError("use_end_to_end=True needs use_logit_kl=True or use_block_mse=True (or both); "
@@ -368,11 +259,36 @@ def _validate(self:TrainingConfig):
     if self.block_mse_layers is not None: self.block_mse_layers = [int(l) for l in self.block_mse_layers]
 
 # %% ../nbs/00_config.ipynb #c7188b46
-_TRAIN_ALIASES = {"max_epochs": "num_epochs", "learning_rate": "lr", "l1_penalty_coeff": "l1_coefficient",
-                  "log_every": "log_freq", "eval_every_steps": "eval_every", "checkpoint_every": "checkpoint_freq",
+_TRAIN_ALIASES = {"max_epochs": "num_epochs", "learning_rate": "lr", "log_every": "log_freq", "eval_every_steps": "eval_every", "checkpoint_every": "checkpoint_freq",
                   "gradient_accumulation_steps": "grad_accum_steps"}
 
 TrainingConfig._aliases = _TRAIN_ALIASES   # seed 001's names: max_epochs, learning_rate, log_every, ...
+TrainingConfig._elsewhere = frozenset({"l1_coefficient", "l1_penalty_coeff", "reconstruction_loss_weight"})  # loss weights: SAEConfig
+
+# %% ../nbs/00_config.ipynb #239e6dfa
+@dataclass
+class AnalysisConfig(JSONConfig):
+    "Corpus limits, windows, examples, neighbours and thresholds of an SAE analysis."
+    batch_size: int = 8                       # windows per forward pass
+    max_texts: Optional[int] = None           # keep the first texts
+    max_tokens: Optional[int] = None          # keep whole texts up to this many tokens
+    max_length: Optional[int] = None          # tokens per window; None = the SAE's context_size (--full) or 256
+    eval_max_tokens: Optional[int] = 100_000  # --full: tokens for reconstruction + ablation; None = all
+    mean_ablation: bool = False               # also the mean-ablation loss
+    n_examples: int = 10                      # max-activating examples per feature in the summaries
+    context: int = 10                         # tokens either side of an example's peak
+    n_neighbors: int = 10                     # neighbours per feature (decoder, co-occurrence)
+    top_n: int = 20                           # running top-N per feature in the database (also purity's k)
+    similarity_metric: str = "cosine"         # see activation_db.compute_feature_similarity
+    cooccurrence_metric: str = "jaccard"      # see activation_db.compute_feature_cooccurrence
+    dead_threshold: float = 1e-5              # firing frequency below which a latent is rare (metrics.DEAD_THRESHOLD)
+    dense_threshold: float = 0.1              # firing frequency from which a latent is dense (metrics.DENSE_THRESHOLD)
+    tag: Optional[str] = None                 # suffix of the --full result files; None = a UTC timestamp
+
+    def __post_init__(self):
+        _check_pos(self, "batch_size", "max_texts", "max_tokens", "max_length", "eval_max_tokens", "n_examples",
+                   "n_neighbors", "top_n")
+        _check_nonneg(self, "context", "dead_threshold", "dense_threshold")
 
 # %% ../nbs/00_config.ipynb #aac8cdd1
 class SAEPreset(NamedTuple):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_dashboard.ipynb #82ae27e0
 from __future__ import annotations
-import argparse, html, json, math, numbers, re, sys, warnings
+import html, json, math, numbers, re, warnings
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -16,15 +16,14 @@ import torch
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 
-from .config import NumpyEncoder, atomic_write_text, jsonable, run_cli, to_json
+from .files import atomic_write_text, jsonable, to_json
 
 # %% auto #0
 __all__ = ['SCHEMA_VERSION', 'DEFAULT_DENSE_THRESHOLD', 'FEATURE_FIELDS', 'EXAMPLE_FIELDS', 'META_FIELDS', 'POS_RGB', 'NEG_RGB',
            'DB_METHODS', 'validate_feature_data', 'synthetic_feature_data', 'load_feature_data',
            'open_activation_database', 'display_token', 'token_color', 'render_feature_html', 'generate_dashboard',
-           'ExampleCollector', 'stream_collect', 'collect_feature_examples', 'logit_lens', 'decoder_neighbors',
-           'feature_data_from_model', 'search_features', 'FeatureExplorer', 'dashboard_main', 'jsonable',
-           'NumpyEncoder', 'to_json']
+           'ExampleCollector', 'stream_collect', 'collect_feature_examples', 'decoder_neighbors',
+           'feature_data_from_model', 'search_features', 'FeatureExplorer']
 
 # %% ../nbs/08_dashboard.ipynb #90e490a6
 SCHEMA_VERSION = 1
@@ -39,9 +38,6 @@ FEATURE_FIELDS = {  # name: (kind, required, default)
 EXAMPLE_FIELDS = ("tokens", "activations", "target", "text_idx", "position", "max_activation")
 META_FIELDS = {"d_sae": "int", "model_name": "str?", "hook_spec": "str?", "n_tokens": "int?", "sae_path": "str?",
                "created": "str?", "n_examples": "int?", "context": "int?", "dense_threshold": "number?", "title": "str?"}
-
-# %% ../nbs/08_dashboard.ipynb #31d9688e
-_all_ = ["jsonable", "NumpyEncoder", "to_json"]
 
 # %% ../nbs/08_dashboard.ipynb #50fd4418
 def _where(i:int, rec) -> str:
@@ -786,35 +782,6 @@ def collect_feature_examples(db=None, # an activation database (see `DB_METHODS`
     col = stream_collect(model, sae, texts, n_examples, context, batch_size, max_length, top_tokens=0, progress=progress)
     return col.examples(col.decode, features)
 
-# %% ../nbs/08_dashboard.ipynb #74543451
-@torch.no_grad()
-def logit_lens(sae, # an SAE (its `W_dec [d_sae, d_in]`) or that matrix
-               model, # a HookedTransformer (its `W_U [d_model, d_vocab]` and tokenizer) or that matrix
-               k:int=10, # tokens kept each way
-               features:Iterable[int]|None=None, # default: all
-               decode:Callable|None=None, # token ids -> strings (default: the model's tokenizer)
-               batch_size:int=1024) -> dict[int, dict]:
-    "Feature → `{promoted: [[token, logit], ...], suppressed: [...]}` from `W_dec @ W_U`."
-    W_dec, W_U = getattr(sae, "W_dec", sae), getattr(model, "W_U", model)
-    if W_dec.shape[1] != W_U.shape[0]:
-        raise ValueError(f"logit lens needs the SAE's d_in ({W_dec.shape[1]}) to equal the model's d_model ({W_U.shape[0]}); "
-                         f"it applies to residual-stream hooks only")
-    if decode is None:
-        if getattr(model, "tokenizer", None) is None: raise ValueError("pass decode= (token ids -> strings) when model is a matrix")
-        decode = _decoder(model.tokenizer)
-    feats = list(range(W_dec.shape[0]) if features is None else features)
-    k = min(k, W_U.shape[1]); out, strs = {}, {}
-    for s in range(0, len(feats), batch_size):
-        ix = torch.as_tensor(feats[s:s + batch_size], device=W_dec.device)
-        logits = W_dec[ix].float() @ W_U.to(W_dec.device).float()
-        tv, ti = logits.topk(k, dim=1); bv, bi = logits.topk(k, dim=1, largest=False)
-        need = sorted(set(ti.flatten().tolist() + bi.flatten().tolist()) - strs.keys())
-        strs.update(zip(need, decode(need)))
-        for r,f in enumerate(ix.tolist()):
-            out[f] = {"promoted": [[strs[t], v] for t,v in zip(ti[r].tolist(), tv[r].tolist())],
-                      "suppressed": [[strs[t], v] for t,v in zip(bi[r].tolist(), bv[r].tolist())]}
-    return out
-
 # %% ../nbs/08_dashboard.ipynb #b8d35ede
 @torch.no_grad()
 def decoder_neighbors(W_dec:torch.Tensor, # decoder `[d_sae, d_in]` (or an SAE)
@@ -857,6 +824,7 @@ def feature_data_from_model(model, # a HookedTransformer with a tokenizer
     tok_str = dict(zip(ids := sorted({t for v in tt.values() for t,_ in v}), col.decode(ids)))
     ll = {}
     if logit_lens_k:
+        from sae_nb.analysis import logit_lens
         if sae.W_dec.shape[1] == model.W_U.shape[0]: ll = logit_lens(sae, model, logit_lens_k)
         else: warnings.warn(f"no logit lens: the hook {col.hook_spec} has width {sae.W_dec.shape[1]}, not d_model={model.W_U.shape[0]}")
     nb = decoder_neighbors(sae.W_dec, neighbors_k) if neighbors_k else {}
@@ -1034,39 +1002,3 @@ def _token_box(self:FeatureExplorer, t:dict) -> W.Widget:
         b.on_click(lambda b: self.show(b.feature))
         btns.append(b)
     return W.VBox([head, *btns], layout=W.Layout(border="1px solid #d8dee4", margin="2px", padding="2px"))
-
-# %% ../nbs/08_dashboard.ipynb #15828858
-def _parse_features(spec:str|None) -> list[int]|None:
-    "`'0-99,200'` → `[0, ..., 99, 200]`."
-    if spec is None: return None
-    out = []
-    for part in spec.split(","):
-        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-        if not m: raise ValueError(f"--features {spec!r}: {part!r} is not an index or a range like 10-20")
-        a, b = int(m.group(1)), int(m.group(2) or m.group(1))
-        if b < a: raise ValueError(f"--features {spec!r}: range {part!r} runs backwards")
-        out.extend(range(a, b + 1))
-    return out
-
-def _default_output(inp:Path) -> Path:
-    "Where the dashboard goes when --output is not given."
-    return inp/"dashboard.html" if inp.is_dir() else inp.with_name(inp.stem + "_dashboard.html")
-
-# %% ../nbs/08_dashboard.ipynb #d2c5f6ab
-def dashboard_main(argv:Sequence[str]|None=None) -> int:
-    "`sae-dashboard`: write the HTML dashboard of a feature-data JSON or an analysis directory."
-    ap = argparse.ArgumentParser(prog="sae-dashboard", description="Write a self-contained HTML dashboard of SAE features (opens offline in any browser).")
-    ap.add_argument("--input", "-i", required=True, help="feature-data JSON, results/feature_summaries_<tag>.jsonl, or an analysis directory")
-    ap.add_argument("--output", "-o", help="HTML file to write (default: <analysis_dir>/dashboard.html or <input>_dashboard.html)")
-    ap.add_argument("--title", help="page title (default: model and hook)")
-    ap.add_argument("--tag", help="which feature_summaries_<tag>.jsonl of an analysis directory (default: the newest)")
-    ap.add_argument("--features", help="only these features, e.g. 0-999,4096")
-    ap.add_argument("--precision", type=int, default=4, help="significant digits of example activations (default 4)")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
-    a = ap.parse_args(argv)
-    def body():
-        inp = Path(a.input)
-        path = generate_dashboard(inp, Path(a.output) if a.output else _default_output(inp), title=a.title, features=_parse_features(a.features),
-                                  precision=a.precision, tag=a.tag, progress=not a.no_progress)
-        print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
-    return run_cli("sae-dashboard", body, quiet=a.no_progress)

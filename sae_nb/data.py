@@ -19,7 +19,8 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
 from tqdm.auto import tqdm
 
-from .config import TrainingConfig, DTYPES, atomic_file, atomic_write_text, dtype_name
+from .config import TrainingConfig, DTYPES, dtype_name
+from .files import atomic_file, atomic_write_text
 from .models import get_activations, hook_d_in, parse_hook_spec
 
 # %% auto #0

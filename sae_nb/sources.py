@@ -13,7 +13,7 @@ from typing import Iterator, Literal, Optional
 
 import numpy as np
 from fastcore.basics import patch
-from .config import _one_line
+from .errors import _one_line
 from .models import embedded_corpus
 
 # %% auto #0

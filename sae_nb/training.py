@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, RandomSampler, Sampler, SequentialSampler
 from tqdm.auto import tqdm
 
-from .config import SAEConfig, TrainingConfig, atomic_dir, atomic_write_text
+from .config import SAEConfig, TrainingConfig
+from .files import atomic_dir, atomic_write_text
 from .models import get_activations, hook_d_in, parse_hook_spec, resolve_hook
 from .sae import SAE, SAE_CLASSES
 from .data import ActivationShardDataset, EpochSampler, WindowedTextDataset, bos_token_id_of, load_processed_data, make_dataloader, rank_world
@@ -341,15 +342,14 @@ def _sae_chunks(sae:SAE, x:torch.Tensor, keep:Optional[torch.Tensor], config:Tra
     n_all = n_rows(slice(None))
     if n_all == 0: return None
     cs = config.activation_batch_size if x.ndim == 3 and config.activation_batch_size else len(x)
-    w_rec, c = config.reconstruction_loss_weight, sae.cfg
+    c = sae.cfg
     total, sums, recons = 0., {}, []
     fired = torch.zeros(sae.d_sae, dtype=torch.bool, device=x.device)
     for i in range(0, len(x), cs):
         xc, kc, n = x[i:i+cs], None if keep is None else keep[i:i+cs].to(x.device), n_rows(slice(i, i + cs))
         if n == 0: recons.append(xc.to(sae.dtype)); continue
         kw = {k: v[i:i+cs] for k, v in dict(probe_labels=probe_labels, seq_starts=seq_starts).items() if v is not None}
-        with ctx.autocast(): d = sae.training_forward(xc, mask=kc, l1_coefficient=config.l1_coefficient,
-                                                     reconstruction_coeff=w_rec, return_features=False, **kw)
+        with ctx.autocast(): d = sae.training_forward(xc, mask=kc, return_features=False, **kw)
         x_k = xc.reshape(-1, xc.shape[-1]).float() if kc is None else xc[kc].float()
         loss = d["loss"]
         w = n / n_all
@@ -357,7 +357,7 @@ def _sae_chunks(sae:SAE, x:torch.Tensor, keep:Optional[torch.Tensor], config:Tra
         else: total = total + loss * w
         sse, sst = d["recon_loss"] * (n * sae.d_in), (x_k - x_k.mean(0)).pow(2).sum().detach()   # recon_loss: the mean over the kept rows
         m = {"loss": loss.detach().float(), "recon_loss": d["recon_loss"], "l1_loss": d["l1_loss"], "l0": d["l0"],
-             "recon_contribution": w_rec * d["recon_loss"], "l1_contribution": config.l1_coefficient * d["sparsity_loss"],
+             "recon_contribution": c.reconstruction_coeff * d["recon_loss"], "l1_contribution": c.l1_coefficient * d["sparsity_loss"],
              "aux_loss": d["aux_loss"], "aux_contribution": c.aux_penalty * d["aux_loss"], "sse": sse, "sst": sst,
              **{t: d[t] for t in _SAE_TERMS if getattr(c, _COEFF[t]) > 0}}
         for k, v in m.items(): sums[k] = sums.get(k, 0.) + (v if k in ("sse", "sst") else v * w)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-CLI = "import sys; from sae_nb.analysis import analyze_main; sys.exit(analyze_main(sys.argv[1:]))"
+CLI = "import sys; from sae_nb.cli import analyze_main; sys.exit(analyze_main(sys.argv[1:]))"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
 
 
@@ -68,7 +68,7 @@ def test_full(setup):
 
 def run_in_process(*args):
     "analyze_main in this process: (exit code, stdout, stderr)."
-    from sae_nb.analysis import analyze_main
+    from sae_nb.cli import analyze_main
     o, e = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e), warnings.catch_warnings():
         warnings.simplefilter("ignore")

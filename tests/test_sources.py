@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sae_nb.cli import capture_main, train_main
+from sae_nb.cli import analyze_main, capture_main, train_main
 from sae_nb.data import load_processed_data, process_textbooks, read_manifest, sample_raw_dir, texts_fingerprint
 from sae_nb.models import embedded_corpus, embedded_tokenizer, qwen3_config
 from sae_nb.sources import TextSource
@@ -142,7 +142,8 @@ def test_bad_source_one_line(tiny, data, tmp_path, capsys, args, msg):
     assert len(err) == 1 and msg in err[0], err
 
 def test_train_reads_sources(tiny, data, tmp_path, capsys):
-    "`sae-train` takes the same flags: a JSONL column trains; an offline hub name is one line, exit 2."
+    """`sae-train` and `sae-analyze` take the same flags: a JSONL column trains, a parquet column is analysed; an
+    offline hub name is one line, exit 2."""
     args = [*map(str, ["--model-name", tiny/"plain", "--device", "cpu", "--quiet", "--output-dir", tmp_path]),
             "--num-epochs", "1", "--batch-size", "4", "--max-text-length", "16", "--topk", "4", "--sae-expansion", "2",
             "--no-use-end-to-end", "--run-name", "src", "--val-fraction", "0"]
@@ -153,3 +154,10 @@ def test_train_reads_sources(tiny, data, tmp_path, capsys):
     assert train_main([*args, "--dataset", "no-org/no-dataset"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "dataset 'no-org/no-dataset' cannot be loaded" in err[0] and "--data-path" in err[0], err
+    q = ["--quick", "--sae-path", str(tmp_path/"pretrained_models"/"src"), "--device", "cpu", "--quiet",
+         "--max-length", "16",
+         "--data-path", str(data/"records.parquet"), "--text-column", "body", "--max-texts", "4",
+         "--output", str(tmp_path/"q.json")]
+    assert analyze_main(q) == 0, capsys.readouterr().err
+    res = json.loads((tmp_path/"q.json").read_text())
+    assert (res["n_texts"], res["data_source"]) == (4, str(data/"records.parquet")), res
