@@ -18,11 +18,11 @@ from torch.utils.data import DataLoader
 
 from .config import AnalysisConfig, default_device
 from .files import atomic_dir, atomic_file, atomic_write_text, to_json
-from .models import load_model, parse_hook_spec
+from .models import Hook, check_sae_hook, load_model, resolve_hook, sae_hook
 from .sae import SAE, load_sae, from_saelens
 from .data import WindowedTextDataset, pad_collate, pad_token_id_of
 from .sources import TextSource
-from .metrics import (DEAD_THRESHOLD, DENSE_THRESHOLD, SparsityMetrics, SparsityStats, check_sae_fits_model, compute_ce_loss,
+from .metrics import (DEAD_THRESHOLD, DENSE_THRESHOLD, SparsityMetrics, SparsityStats, compute_ce_loss,
                             decoder_decorrelation, evaluate_sae, feature_purity, find_dead_features)
 from . import metrics
 
@@ -37,30 +37,20 @@ class AnalysisInputs(NamedTuple):
     "Everything an analysis runs on."
     model: object           # the HookedTransformer
     sae: SAE                # the SAE, on the model's device, in eval mode
-    hook_spec: str          # where the SAE reads, e.g. blocks.6.hook_resid_post
+    hook: Hook              # where the SAE reads (models.resolve_hook)
     model_name: str         # what `load_model` was given (or the loaded model's name)
     texts: list             # the corpus
     data_source: str        # the data file, or a description of the default corpus
     sae_path: Optional[str] # the SAE directory (None for an SAE passed in memory)
 
 # %% ../nbs/07_analysis.ipynb #8c93add5
-def _hook_from(sae:SAE, layer, hook_name) -> str:
-    "The hook spec to analyse: the SAE's own unless `layer`/`hook_name` say otherwise (then they must agree with it)."
-    own = sae.cfg.hook_spec
-    if layer is None and hook_name is None:
-        if own is None: raise ValueError("the SAE's config.json has no hook (hook_layer is null); pass layer= and hook_name= (e.g. --layer 6 --hook-name hook_resid_post)")
-        return own
-    if layer is None and sae.cfg.hook_layer is None: raise ValueError(f"hook_name={hook_name!r} given but no layer, and the SAE's config has none; pass layer=")
+def _hook_from(model, sae:SAE, layer, hook_name) -> Hook:
+    "The hook to analyse: the SAE's own unless `layer`/`hook_name` say otherwise (then they must agree with it)."
+    if layer is None and hook_name is None: return sae_hook(model, sae)
+    if layer is None and sae.cfg.hook_layer is None:
+        raise ValueError(f"hook_name={hook_name!r} given but no layer, and the SAE's config has none; pass layer=")
     layer = sae.cfg.hook_layer if layer is None else layer
-    if isinstance(layer, str):
-        if not layer.strip().isdigit(): raise ValueError(f"layer={layer!r} is not a layer index (0, 1, ...)")
-        layer = int(layer)
-    name = (hook_name or sae.cfg.hook_name).removeprefix(f"blocks.{layer}.")
-    spec = f"blocks.{layer}.{name}"
-    if own is not None and spec != own:
-        raise ValueError(f"the SAE was trained on {own} but layer={layer}, hook_name={name!r} select {spec}; "
-                         f"omit layer/hook_name to use the SAE's hook, or pass the SAE trained on {spec}")
-    return spec
+    return check_sae_hook(sae, resolve_hook(model, layer, hook_name or sae.cfg.hook_name))
 
 # %% ../nbs/07_analysis.ipynb #6fa0ee94
 def _limit_texts(texts:list, tokenizer, max_texts:Optional[int], max_tokens:Optional[int]) -> list:
@@ -100,7 +90,6 @@ def resolve_analysis_inputs(sae_path=None, # the SAE directory (ours or SAELens'
     if sae is None:
         if sae_path is None: raise ValueError("sae_path is required: the directory written by SAE.save() (weights.safetensors, config.json)")
         sae = load_sae(sae_path, device=device or (model.cfg.device if model is not None else default_device()))
-    spec = _hook_from(sae, layer, hook_name)
     if model is None:
         model_name = model_name or sae.cfg.model_name
         if not model_name: raise ValueError("the SAE's config.json names no model_name; pass model_name= (the model the SAE was trained on)")
@@ -108,7 +97,7 @@ def resolve_analysis_inputs(sae_path=None, # the SAE directory (ours or SAELens'
     else: model_name = model_name or model.cfg.model_name
     if sae.cfg.model_name and model_name and Path(str(model_name)).name != Path(str(sae.cfg.model_name)).name:
         warnings.warn(f"the SAE was trained on model {sae.cfg.model_name!r} but is analysed on {model_name!r}")
-    check_sae_fits_model(model, sae, spec)
+    hook = _hook_from(model, sae, layer, hook_name)
     sae = sae.to(model.cfg.device).eval()
     if texts is None:
         texts = source.texts(model.tokenizer, model.cfg.d_vocab)
@@ -116,7 +105,7 @@ def resolve_analysis_inputs(sae_path=None, # the SAE directory (ours or SAELens'
                                                                  f"{len(texts)} texts (no data_path given)")
     out = _limit_texts(texts, model.tokenizer, max_texts, max_tokens)
     if len(out) < len(texts): src += f"; first {len(out)} of {len(texts)} texts"
-    return AnalysisInputs(model, sae, spec, str(model_name), out, src, None if sae_path is None else str(sae_path))
+    return AnalysisInputs(model, sae, hook, str(model_name), out, src, None if sae_path is None else str(sae_path))
 
 # %% ../nbs/07_analysis.ipynb #4a70e136
 def token_batches(model, # a HookedTransformer with a tokenizer
@@ -134,7 +123,7 @@ def token_batches(model, # a HookedTransformer with a tokenizer
 def _run_info(inp:AnalysisInputs) -> dict:
     "What was analysed."
     c = inp.sae.cfg
-    return dict(model_name=inp.model_name, sae_path=inp.sae_path, hook_spec=inp.hook_spec, architecture=c.architecture, d_in=c.d_in,
+    return dict(model_name=inp.model_name, sae_path=inp.sae_path, hook_spec=inp.hook.spec, architecture=c.architecture, d_in=c.d_in,
                 d_sae=c.d_sae, top_k=c.top_k, data_source=inp.data_source, n_texts=len(inp.texts), device=str(inp.model.cfg.device))
 
 def _decorrelation(sae:SAE) -> dict:
@@ -169,7 +158,7 @@ def run_quick_analysis(sae_path=None, # the SAE directory
     inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, c.max_texts, c.max_tokens, device, model, sae,
                                   texts, data_source)
     batches = token_batches(inp.model, inp.texts, c.batch_size, c.max_length or 256, bool(inp.sae.cfg.prepend_bos), progress)
-    ev = evaluate_sae(inp.model, inp.sae, batches, inp.hook_spec, mean_ablation=c.mean_ablation, dead_threshold=c.dead_threshold,
+    ev = evaluate_sae(inp.model, inp.sae, batches, inp.hook, mean_ablation=c.mean_ablation, dead_threshold=c.dead_threshold,
                       progress=progress)
     res = dict(mode="quick", **_run_info(inp), **_eval_results(ev, inp.sae), skip_first=ev["skip_first"], seconds=round(time.time() - t0, 2),
                created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -458,12 +447,12 @@ class SAEAnalyzer:
         loaded = None if isinstance(model, (str, Path)) else model
         inp = resolve_analysis_inputs(None if sae is not None else sae_path, str(model) if loaded is None else None, layer, hook_name,
                                       device=device, model=loaded, sae=sae, texts=dataset, data_source=None if dataset is None else "SAEAnalyzer dataset")
-        self.model, self.sae, self.hook_spec, self.sae_path = inp.model, inp.sae, inp.hook_spec, inp.sae_path
+        self.model, self.sae, self.hook, self.sae_path = inp.model, inp.sae, inp.hook, inp.sae_path
         self.dataset = inp.texts
         self.batch_size, self.max_length = batch_size, max_length
         self.db = self.similarity = self.cooccurrence = None; self._cooc_metric = None
 
-    def __repr__(self): return f"SAEAnalyzer({type(self.sae).__name__} d_sae={self.sae.d_sae} at {self.hook_spec} of {self.model.cfg.model_name}, {len(self.dataset)} texts)"
+    def __repr__(self): return f"SAEAnalyzer({type(self.sae).__name__} d_sae={self.sae.d_sae} at {self.hook.spec} of {self.model.cfg.model_name}, {len(self.dataset)} texts)"
 
     def reset_model_state(self):
         "Remove every hook from the model and free cached GPU memory (seed 003)."
@@ -479,7 +468,7 @@ class SAEAnalyzer:
 def compute_sparsity_metrics(self:SAEAnalyzer, texts=None, batch_size:Optional[int]=None, max_tokens:Optional[int]=None, progress:bool=True) -> SparsityMetrics:
     "L0/L1 per token, feature frequencies and density histogram, dead and dense latents."
     if self.db is not None and texts is None and max_tokens is None: return sparsity_from_database(self.db, progress=progress)
-    return metrics.compute_sparsity_metrics(self.model, self.sae, self._batches(texts, batch_size), self.hook_spec, max_tokens=max_tokens, progress=progress)
+    return metrics.compute_sparsity_metrics(self.model, self.sae, self._batches(texts, batch_size), self.hook, max_tokens=max_tokens, progress=progress)
 
 @patch
 def find_dead_features(self:SAEAnalyzer, threshold:float=DEAD_THRESHOLD, sparsity:Optional[SparsityMetrics]=None):
@@ -489,17 +478,17 @@ def find_dead_features(self:SAEAnalyzer, threshold:float=DEAD_THRESHOLD, sparsit
 @patch
 def compute_reconstruction_metrics(self:SAEAnalyzer, texts=None, batch_size:Optional[int]=None, max_tokens:Optional[int]=None, progress:bool=True) -> dict:
     "MSE, explained variance, FVU, cosine, relative error, L2 ratio of the SAE on the model's activations."
-    return metrics.compute_reconstruction_metrics(self.model, self.sae, self._batches(texts, batch_size), self.hook_spec, max_tokens=max_tokens, progress=progress)
+    return metrics.compute_reconstruction_metrics(self.model, self.sae, self._batches(texts, batch_size), self.hook, max_tokens=max_tokens, progress=progress)
 
 @patch
 def compute_ce_loss(self:SAEAnalyzer, tokens, attention_mask=None, hook_fn=None) -> float:
     "Mean next-token cross-entropy of the model on one batch, with `hook_fn` applied at the SAE's hook."
-    return compute_ce_loss(self.model, tokens, attention_mask, hook_fn, self.hook_spec)
+    return compute_ce_loss(self.model, tokens, attention_mask, hook_fn, self.hook)
 
 @patch
 def ablation_study(self:SAEAnalyzer, texts=None, batch_size:Optional[int]=None, max_tokens:Optional[int]=None, mean_ablation:bool=False, progress:bool=True) -> dict:
     "Clean, zero-ablated and SAE-spliced CE, KL and loss recovered."
-    return metrics.ablation_study(self.model, self.sae, self._batches(texts, batch_size), self.hook_spec, max_tokens=max_tokens,
+    return metrics.ablation_study(self.model, self.sae, self._batches(texts, batch_size), self.hook, max_tokens=max_tokens,
                                   mean_ablation=mean_ablation, progress=progress)
 
 @patch
@@ -507,9 +496,9 @@ def run_full_analysis(self:SAEAnalyzer, save_path=None, # write the results JSON
                       texts=None, batch_size:Optional[int]=None, max_tokens:Optional[int]=None, mean_ablation:bool=False,
                       dead_threshold:float=DEAD_THRESHOLD, progress:bool=True) -> dict:
     "Sparsity, dead latents, reconstruction, ablation and decorrelation in one pass (seed 003); saved as JSON when `save_path` is given."
-    ev = evaluate_sae(self.model, self.sae, self._batches(texts, batch_size), self.hook_spec, mean_ablation=mean_ablation,
+    ev = evaluate_sae(self.model, self.sae, self._batches(texts, batch_size), self.hook, mean_ablation=mean_ablation,
                       max_tokens=max_tokens, dead_threshold=dead_threshold, progress=progress)
-    res = _saved(dict(hook_spec=self.hook_spec, **_eval_results(ev, self.sae)), save_path)
+    res = _saved(dict(hook_spec=self.hook.spec, **_eval_results(ev, self.sae)), save_path)
     return res
 
 # %% ../nbs/07_analysis.ipynb #3ce63a51
@@ -517,7 +506,7 @@ def run_full_analysis(self:SAEAnalyzer, save_path=None, # write the results JSON
 def collect_all_activations(self:SAEAnalyzer, texts=None, batch_size:Optional[int]=None, activation_threshold:float=0.0, save_path=None, **kwargs):
     "Stream the corpus into an activation database (`activation_db.collect_all_activations`) and keep it as `self.db`."
     from sae_nb.activation_db import collect_all_activations
-    self.db = collect_all_activations(self.model, self.sae, self.dataset if texts is None else texts, self.hook_spec, batch_size or self.batch_size,
+    self.db = collect_all_activations(self.model, self.sae, self.dataset if texts is None else texts, self.hook, batch_size or self.batch_size,
                                       activation_threshold, save_path, **kwargs)
     return self.db
 
@@ -639,7 +628,7 @@ def run_comprehensive_analysis(sae_path=None, # the SAE directory
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with atomic_dir(analysis_dir) as tmp:
         with st("activation database"):
-            db = collect_all_activations(inp.model, inp.sae, inp.texts, inp.hook_spec, c.batch_size,
+            db = collect_all_activations(inp.model, inp.sae, inp.texts, inp.hook, c.batch_size,
                                          save_path=tmp/"activation_database", max_length=c.max_length, top_n=c.top_n, progress=progress)
         with st("similarity matrix"):
             sim = compute_feature_similarity(inp.sae, c.similarity_metric, save_path=tmp/"matrices"/f"feature_similarity_{tag}.npy",
@@ -651,7 +640,7 @@ def run_comprehensive_analysis(sae_path=None, # the SAE directory
         with st("reconstruction and ablation"):
             ev_texts = _limit_texts(inp.texts, inp.model.tokenizer, None, c.eval_max_tokens)     # tokenize only what is evaluated
             batches = token_batches(inp.model, ev_texts, c.batch_size, db.manifest["max_length"], bool(db.manifest["prepend_bos"]))
-            ev = evaluate_sae(inp.model, inp.sae, batches, inp.hook_spec, sparsity=False, mean_ablation=c.mean_ablation,
+            ev = evaluate_sae(inp.model, inp.sae, batches, inp.hook, sparsity=False, mean_ablation=c.mean_ablation,
                               max_tokens=c.eval_max_tokens, progress=progress)
         with st("decoder and purity"):
             dec = _decorrelation(inp.sae)
@@ -660,9 +649,9 @@ def run_comprehensive_analysis(sae_path=None, # the SAE directory
         with st("feature summaries"):
             recs = feature_summaries(db, inp.sae, inp.model, sim, cooc, c.n_examples, c.context, n_neighbors=c.n_neighbors, purity=pur,
                                      progress=progress)
-            meta = {"d_sae": inp.sae.d_sae, "model_name": inp.model_name, "hook_spec": inp.hook_spec, "n_tokens": db.n_tokens, "sae_path": inp.sae_path,
+            meta = {"d_sae": inp.sae.d_sae, "model_name": inp.model_name, "hook_spec": inp.hook.spec, "n_tokens": db.n_tokens, "sae_path": inp.sae_path,
                     "created": created, "n_examples": c.n_examples, "context": c.context, "dense_threshold": c.dense_threshold,
-                    "title": f"SAE features · {Path(inp.sae_path).name if inp.sae_path else 'sae'} · {inp.hook_spec}",
+                    "title": f"SAE features · {Path(inp.sae_path).name if inp.sae_path else 'sae'} · {inp.hook.spec}",
                     "architecture": inp.sae.cfg.architecture, "data_source": inp.data_source, "tag": tag}
             res_dir = tmp/"results"; res_dir.mkdir(parents=True, exist_ok=True)
             with atomic_file(res_dir/f"feature_summaries_{tag}.jsonl") as p:

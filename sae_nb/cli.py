@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 from .config import QWEN3_MODELS, AnalysisConfig, SAEConfig, TrainingConfig, default_device
 from .files import atomic_dir, atomic_write_text
 from .errors import CLIError, _one_line, run_cli
-from .models import EMBEDDED_MODEL, hook_d_in, parse_hook_spec, resolve_hook
+from .models import EMBEDDED_MODEL, Hook, resolve_hook
 from .sources import TextSource
 
 # %% auto #0
@@ -175,10 +175,10 @@ def sae_config_for(model, # the loaded HookedTransformer
                   ) -> SAEConfig:
     "The SAE config for `model`: hook resolved (middle layer when omitted), `d_in` read from the model."
     hook = resolve_hook(model, a.hook_layer, a.hook_name, a.middle_layer_strategy)
-    layer, name = parse_hook_spec(hook)
     top_k = a.topk if a.sae_type in ("batch_topk", "topk") else None
-    return SAEConfig(d_in=hook_d_in(model, hook), expansion_factor=a.sae_expansion, architecture=a.sae_type, top_k=top_k,
-                     top_k_aux=a.topk_aux if top_k else None, l1_coefficient=a.sparsity_penalty, hook_layer=layer, hook_name=name,
+    return SAEConfig(d_in=hook.d_in, expansion_factor=a.sae_expansion, architecture=a.sae_type, top_k=top_k,
+                     top_k_aux=a.topk_aux if top_k else None, l1_coefficient=a.sparsity_penalty,
+                     hook_layer=hook.layer, hook_name=hook.name,
                      n_batches_to_dead=a.n_batches_to_dead, aux_penalty=a.aux_penalty,
                      device=a.device or default_device(), model_name=str(a.model_name), context_size=a.max_text_length)
 
@@ -438,7 +438,7 @@ def capture_main(argv:Optional[Sequence[str]]=None) -> int:
                                   max_length=a.max_text_length, drop_bos=a.drop_bos, sink_norm_factor=a.sink_norm_factor,
                                   dtype=a.storage_dtype, overwrite=a.overwrite, progress=not a.quiet)
         man = read_manifest(out)
-        _say(f"shards: {out} ({man.get('total_tokens', '?')} rows of {hook}, d_in={man.get('d_in')})")
+        _say(f"shards: {out} ({man.get('total_tokens', '?')} rows of {hook.spec}, d_in={man.get('d_in')})")
     return _run_main(capture_parser(), argv, body)
 
 # %% ../nbs/09_cli.ipynb #fee4d4f0
@@ -493,8 +493,8 @@ def train_shards_main(argv:Optional[Sequence[str]]=None) -> int:
         if a.sae_type in ("batch_topk", "topk") and a.topk <= 0: raise CLIError(f"--sae-type {a.sae_type} needs --topk > 0 (got {a.topk})")
         ds = ActivationShardDataset(a.shard_dir, shuffle=True, batch_size=a.batch_size, seed=a.seed)
         man = getattr(ds, "manifest", None) or {}
-        hook = man.get("hook_spec")
-        layer, name = parse_hook_spec(hook) if hook else (None, "hook_resid_post")
+        hook = Hook.from_spec(man["hook_spec"], ds.d_in) if man.get("hook_spec") else None
+        layer, name = (hook.layer, hook.name) if hook else (None, "hook_resid_post")
         cfg = SAEConfig(d_in=ds.d_in, expansion_factor=a.sae_expansion, architecture=a.sae_type,
                         top_k=a.topk if a.sae_type in ("batch_topk", "topk") else None, l1_coefficient=a.sparsity_penalty,
                         decorrelation_coeff=a.decorrelation_coeff, hook_layer=layer, hook_name=name, device=a.device or default_device(),

@@ -96,7 +96,7 @@ class JSONConfig:
 @dataclass
 class SAEConfig(JSONConfig):
     "Architecture, hook location and loss weights of one sparse autoencoder."
-    d_in: int                                # width of the hooked activation (read it from the model, see `models.hook_d_in`)
+    d_in: int                                # width of the hooked activation (read it from the model: `models.resolve_hook(...).d_in`)
     d_sae: Optional[int] = None              # number of latents; or leave None and give `expansion_factor`
     l1_coefficient: float = 1e-3             # L1 sparsity weight (standard SAE; TopK/BatchTopK ignore it in the loss)
     dtype: str = "float32"                   # parameter dtype: float32, float16, bfloat16, float64

@@ -17,6 +17,7 @@ from fastcore.basics import patch
 from tqdm.auto import tqdm
 
 from .files import atomic_write_text, jsonable, to_json
+from .models import Hook, get_activations, resolve_hook, sae_hook
 
 # %% auto #0
 __all__ = ['SCHEMA_VERSION', 'DEFAULT_DENSE_THRESHOLD', 'FEATURE_FIELDS', 'EXAMPLE_FIELDS', 'META_FIELDS', 'POS_RGB', 'NEG_RGB',
@@ -700,12 +701,6 @@ def _decoder(tokenizer) -> Callable[[list[int]], list[str]]:
     "Token ids → token strings (each id decoded alone, so ' the' keeps its space)."
     return lambda ids: [tokenizer.decode([int(i)]) for i in ids]
 
-def _hook_of(sae, hook_spec:str|None) -> str:
-    "The hook to read: `hook_spec`, else the SAE's `cfg.hook_spec`."
-    spec = hook_spec or getattr(getattr(sae, "cfg", None), "hook_spec", None)
-    if not spec: raise ValueError("the SAE's cfg.hook_spec is not set; pass hook_spec='blocks.<layer>.<hook_name>' (the hook it was trained on)")
-    return spec
-
 # %% ../nbs/08_dashboard.ipynb #309a1c77
 @torch.no_grad()
 def stream_collect(model, # a HookedTransformer with a tokenizer
@@ -715,13 +710,12 @@ def stream_collect(model, # a HookedTransformer with a tokenizer
                    context:int=10, # tokens either side of the peak
                    batch_size:int=8, # rows per forward pass
                    max_length:int=256, # tokens per row
-                   hook_spec:str|None=None, # default: the SAE's cfg.hook_spec
+                   hook:Hook|None=None, # where the SAE reads (models.resolve_hook); default: the SAE's own
                    prepend_bos:bool|None=None, # default: the SAE's cfg.prepend_bos
                    top_tokens:int=10, # tokens counted per feature
                    progress:bool=True) -> ExampleCollector:
     "One pass over `texts`: run the model to the SAE's hook, encode, and fold every batch into an `ExampleCollector`."
-    from sae_nb.models import get_activations
-    spec = _hook_of(sae, hook_spec)
+    hook = sae_hook(model, sae, hook)
     if prepend_bos is None: prepend_bos = bool(getattr(sae.cfg, "prepend_bos", False))
     if isinstance(texts, str) or not len(texts): raise ValueError("texts must be a non-empty list of strings")
     tok = model.tokenizer
@@ -732,7 +726,7 @@ def stream_collect(model, # a HookedTransformer with a tokenizer
         bar = tqdm(total=len(texts), desc="collecting examples", unit="text", disable=not progress)
         done = -1
         for toks, mask, tix, start in _batches(_token_rows(tok, texts, max_length, prepend_bos), batch_size, pad, prepend_bos):
-            acts = get_activations(model, toks.to(model.cfg.device), spec)
+            acts = get_activations(model, toks.to(model.cfg.device), hook)
             feats = torch.zeros(*toks.shape, sae.cfg.d_sae, device=sae.W_dec.device)
             m = mask.to(feats.device)
             feats[m] = sae.encode(acts.to(sae.W_dec.device)[m]).float()          # only real tokens reach the SAE
@@ -740,7 +734,7 @@ def stream_collect(model, # a HookedTransformer with a tokenizer
             bar.update(tix[-1] - done); done = tix[-1]
         bar.update(len(texts) - 1 - done); bar.close()
     finally: sae.train(was_training)
-    col.hook_spec, col.decode = spec, _decoder(tok)
+    col.hook_spec, col.decode = hook.spec, _decoder(tok)
     return col
 
 # %% ../nbs/08_dashboard.ipynb #695d8874
@@ -809,7 +803,7 @@ def feature_data_from_model(model, # a HookedTransformer with a tokenizer
                             context:int=10, # tokens either side of the peak
                             batch_size:int=8, # rows per forward pass
                             max_length:int=256, # tokens per row
-                            hook_spec:str|None=None, # default: the SAE's cfg.hook_spec
+                            hook:Hook|None=None, # where the SAE reads (models.resolve_hook); default: the SAE's own
                             prepend_bos:bool|None=None, # default: the SAE's cfg.prepend_bos
                             top_tokens:int=10, # top tokens per feature (0: off)
                             logit_lens_k:int=10, # logit-lens tokens each way (0: off; residual-stream hooks only)
@@ -817,7 +811,7 @@ def feature_data_from_model(model, # a HookedTransformer with a tokenizer
                             sae_path:str|None=None, # recorded in meta
                             progress:bool=True) -> dict:
     "The feature-data document (validated) of every feature of `sae`, from one pass of `model` over `texts`."
-    col = stream_collect(model, sae, texts, n_examples, context, batch_size, max_length, hook_spec, prepend_bos, top_tokens, progress)
+    col = stream_collect(model, sae, texts, n_examples, context, batch_size, max_length, hook, prepend_bos, top_tokens, progress)
     F, n = sae.cfg.d_sae, max(col.n_tokens, 1)
     count, sums, mx = col.count.cpu().numpy(), col.sum.cpu().numpy(), col.max.cpu().numpy()
     exs, hists, tt = col.examples(col.decode), col.histograms(), col.top_tokens()
@@ -979,7 +973,8 @@ def run_prompt(self:FeatureExplorer, text:str) -> list[dict]:
     tok = self.model.tokenizer
     bos = bool(getattr(self.sae.cfg, "prepend_bos", False))
     ids = ([tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id] if bos else []) + tok(text, add_special_tokens=False)["input_ids"]
-    acts = get_activations(self.model, torch.tensor([ids], device=self.model.cfg.device), self.hook_spec)[0, int(bos):]
+    hook = resolve_hook(self.model, hook_name=self.hook_spec)
+    acts = get_activations(self.model, torch.tensor([ids], device=self.model.cfg.device), hook)[0, int(bos):]
     was = self.sae.training; self.sae.eval()
     try: feats = self.sae.encode(acts.to(self.sae.W_dec.device)).float()
     finally: self.sae.train(was)

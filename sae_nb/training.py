@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .config import SAEConfig, TrainingConfig
 from .files import atomic_dir, atomic_write_text
-from .models import get_activations, hook_d_in, parse_hook_spec, resolve_hook
+from .models import Hook, get_activations, resolve_hook, sae_hook
 from .sae import SAE, SAE_CLASSES
 from .data import ActivationShardDataset, EpochSampler, WindowedTextDataset, bos_token_id_of, load_processed_data, make_dataloader, rank_world
 
@@ -405,28 +405,29 @@ def _tokens_and_mask(batch) -> tuple[torch.Tensor, torch.Tensor]:
     if tokens.ndim == 1: tokens, mask = tokens[None], (None if mask is None else mask[None])
     return tokens, torch.ones_like(tokens, dtype=torch.bool) if mask is None else mask.bool()
 
-def _block_layers(config:TrainingConfig, hook_spec:str, n_layers:int) -> list[int]:
+def _block_layers(config:TrainingConfig, hook:Hook, n_layers:int) -> list[int]:
     "Layers whose residual stream the block-MSE loss compares; validated against the model."
-    layer, name = parse_hook_spec(hook_spec)
-    first = layer + 1 if name == "hook_resid_post" else layer
+    first = hook.layer + 1 if hook.name == "hook_resid_post" else hook.layer
     layers = list(range(first, n_layers)) if config.block_mse_layers is None else sorted(set(config.block_mse_layers))
     bad = [l for l in layers if not first <= l < n_layers]
-    if bad: raise ValueError(f"block_mse_layers {bad} are not after the hook {hook_spec}: the model has {n_layers} layers, so use layers {first}..{n_layers-1}")
-    if not layers: raise ValueError(f"use_block_mse=True but the hook {hook_spec} is in the last layer: there is no later block to compare; "
-                                    "hook an earlier layer or set use_block_mse=False")
+    if bad: raise ValueError(f"block_mse_layers {bad} are not after the hook {hook.spec}: the model has {n_layers} "
+                             f"layers, so use layers {first}..{n_layers-1}")
+    if not layers: raise ValueError(f"use_block_mse=True but the hook {hook.spec} is in the last layer: there is no "
+                                    "later block to compare; hook an earlier layer or set use_block_mse=False")
     return layers
 
 # %% ../nbs/04_training.ipynb #d2688852
 class _TextStep:
     "One padded token batch: model activations at the hook, SAE losses, and the end-to-end losses when on."
-    def __init__(self, sae:SAE, model, config:TrainingConfig):
-        self.sae, self.model, self.config, self.hook = sae, model, config, sae.cfg.hook_spec
-        self.layer, _ = parse_hook_spec(self.hook)
+    def __init__(self, sae:SAE, model, config:TrainingConfig, hook:Hook|None=None):
+        self.sae, self.model, self.config = sae, model, config
+        hk = sae_hook(model, sae, hook)
+        self.hk, self.hook, self.layer = hk, hk.spec, hk.layer
         self.e2e, n = config.use_end_to_end, model.cfg.n_layers
         self.kl = self.e2e and config.use_logit_kl
-        self.blocks = _block_layers(config, self.hook, n) if self.e2e and config.use_block_mse else []
+        self.blocks = _block_layers(config, hk, n) if self.e2e and config.use_block_mse else []
         self.bos_id = bos_token_id_of(model.tokenizer) if config.drop_bos and getattr(model, "tokenizer", None) is not None else None
-        self.post = parse_hook_spec(self.hook)[1] == "hook_resid_post"      # the spliced pass can start at the next block
+        self.post = hk.name == "hook_resid_post"      # the spliced pass can start at the next block
         self.resid_pre = None if self.post else f"blocks.{self.layer}.hook_resid_pre"
         self.names = list(dict.fromkeys([self.hook] + ([self.resid_pre] if self.resid_pre else []) + [f"blocks.{l}.hook_resid_post" for l in self.blocks]))
         self.stop = None if self.kl else (max(self.blocks) + 1 if self.blocks else None)
@@ -442,7 +443,7 @@ def __call__(self:_TextStep, batch, ctx:_StepCtx) -> Optional[_StepOut]:
     dev = self.model.cfg.device
     tokens_d, mask_d = tokens.to(dev, non_blocking=True), mask.to(dev, non_blocking=True)
     with ctx.autocast():                                                # AMP covers the model's passes too
-        if not self.e2e: acts, cache, logits = get_activations(self.model, tokens_d, self.hook, attention_mask=mask_d), None, None
+        if not self.e2e: acts, cache, logits = get_activations(self.model, tokens_d, self.hk, attention_mask=mask_d), None, None
         else:
             with torch.no_grad():
                 logits, cache = self.model.run_with_cache(tokens_d, attention_mask=mask_d, names_filter=self.names, stop_at_layer=self.stop,
@@ -858,20 +859,6 @@ def _export(self:_Loop):
     _raise_on_any(err)
 
 # %% ../nbs/04_training.ipynb #44cfe329
-def _check_hook(sae:SAE, model) -> str:
-    "The SAE's hook spec, checked against the model (exists, same width)."
-    hook = sae.cfg.hook_spec
-    if hook is None:
-        raise ValueError("the SAE has no hook (its SAEConfig has hook_layer=None); build it with hook_layer=... "
-                         "(models.resolve_hook(model) picks the middle layer) and d_in=models.hook_d_in(model, hook)")
-    layer, name = parse_hook_spec(hook)
-    resolve_hook(model, layer, name)                                      # raises with the valid layers / names
-    d = hook_d_in(model, hook)
-    if d != sae.d_in:
-        raise ValueError(f"the SAE reads {hook} with d_in={sae.d_in}, but {model.cfg.model_name} has width {d} there; "
-                         f"build the SAE with d_in=hook_d_in(model, {hook!r}) = {d}, or hook the layer it was made for")
-    return hook
-
 @contextlib.contextmanager
 def _frozen(model):
     "The model in eval mode without parameter gradients, restored on exit."
@@ -912,9 +899,9 @@ def train_sae(sae:SAE, # the SAE to train (in place); its `cfg.hook_spec` says w
     "Train `sae` on `model`'s activations computed on the fly; return the history (seed 003's `train_sae`)."
     init_distributed()
     sae = _prepare_sae(sae, config)
-    hook = _check_hook(sae, model)
-    step = _TextStep(sae, model, config)
-    run_config = {"sae": sae.cfg.to_dict(), "training": config.to_dict(), "model_name": model.cfg.model_name, "hook_spec": hook, "world_size": dist_info()[1]}
+    step = _TextStep(sae, model, config, sae_hook(model, sae))
+    run_config = {"sae": sae.cfg.to_dict(), "training": config.to_dict(), "model_name": model.cfg.model_name,
+                  "hook_spec": step.hook, "world_size": dist_info()[1]}
     with _frozen(model):
         loop = _Loop(sae, step, _Source(data_loader, config.seed, "data_loader"), config,
                      None if val_loader is None else _Source(val_loader, config.seed, "val_loader"), run_config=run_config,
@@ -987,7 +974,7 @@ class SAETrainer:
     "Build an SAE for `model` and train it on texts (seed 003's `SAETrainer`)."
     def __init__(self, model, # a HookedTransformer with a tokenizer
                  sae_class, # an SAE class (sae.BatchTopKSAE, ...) or an architecture name ('batch_topk', ...)
-                 sae_config:SAEConfig, # the SAE; hook_layer None = the middle layer; d_in must be the hook's width (models.hook_d_in)
+                 sae_config:SAEConfig, # the SAE; hook_layer None = the middle layer; d_in must be the hook's width (resolve_hook(...).d_in)
                  train_config:TrainingConfig, # optimisation, losses, logging
                  device:Optional[str]=None, # overrides train_config.device
                 ):
@@ -997,14 +984,13 @@ class SAETrainer:
         if getattr(model, "tokenizer", None) is None: raise ValueError("the model has no tokenizer; load it with models.load_model (or attach one)")
         self.model, self.train_config = model, train_config if device is None else replace(train_config, device=device)
         hook = resolve_hook(model, sae_config.hook_layer, sae_config.hook_name)
-        layer, name = parse_hook_spec(hook)
-        cfg = replace(sae_config, hook_layer=layer, hook_name=name, hook_spec=None, device=str(_device(self.train_config.device)),
+        cfg = replace(sae_config, hook_layer=hook.layer, hook_name=hook.name, hook_spec=None, device=str(_device(self.train_config.device)),
                       model_name=sae_config.model_name or model.cfg.model_name, prepend_bos=self.train_config.prepend_bos,
                       context_size=self.train_config.max_text_length)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.train_config.seed)
             self.sae = sae_class(cfg)
-        _check_hook(self.sae, model)
+        sae_hook(model, self.sae, hook)
 
 # %% ../nbs/04_training.ipynb #356d1fa6
 @patch
