@@ -155,10 +155,12 @@ def run_quick_analysis(sae_path=None, # the SAE directory
                        **overrides) -> dict: # `AnalysisConfig` fields, e.g. max_texts=6
     "Sparsity, dead latents, reconstruction and ablation (loss recovered, KL) in one pass; no activation database."
     t0, c = time.time(), replace(config or AnalysisConfig(), **overrides)
-    inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, c.max_texts, c.max_tokens, device, model, sae,
-                                  texts, data_source)
-    batches = token_batches(inp.model, inp.texts, c.batch_size, c.max_length or 256, bool(inp.sae.cfg.prepend_bos), progress)
-    ev = evaluate_sae(inp.model, inp.sae, batches, inp.hook, mean_ablation=c.mean_ablation, dead_threshold=c.dead_threshold,
+    inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, c.max_texts, c.max_tokens, device,
+                                  model, sae, texts, data_source)
+    bos = bool(inp.sae.cfg.prepend_bos)
+    batches = token_batches(inp.model, inp.texts, c.batch_size, c.max_length or 256, bos, progress)
+    ev = evaluate_sae(inp.model, inp.sae, batches, inp.hook, mean_ablation=c.mean_ablation,
+                      dead_threshold=c.dead_threshold,
                       progress=progress)
     res = dict(mode="quick", **_run_info(inp), **_eval_results(ev, inp.sae), skip_first=ev["skip_first"], seconds=round(time.time() - t0, 2),
                created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -605,14 +607,15 @@ def _analysis_plots(plots:Path, sae_path, sp:SparsityMetrics, ablation:Optional[
 
 # %% ../nbs/07_analysis.ipynb #4354916a
 def run_comprehensive_analysis(sae_path=None, # the SAE directory
-                               config:Optional[AnalysisConfig]=None, # corpus limits, windows, examples, neighbours, thresholds
+                               config:Optional[AnalysisConfig]=None, # corpus limits, windows, examples, thresholds
                                analysis_dir=None, # output directory; default analysis/<SAE directory name>
                                model_name:Optional[str]=None, # default: the SAE's config `model_name`
                                layer:Optional[int]=None, # default: the SAE's hook layer
                                hook_name:Optional[str]=None, # default: the SAE's hook name
                                data_path=None, # a TextSource or its path; None = embedded_corpus('val')
                                device:Optional[str]=None, model=None, sae:Optional[SAE]=None,
-                               texts:Optional[Sequence[str]]=None, data_source:Optional[str]=None, # the corpus in memory
+                               texts:Optional[Sequence[str]]=None, # the corpus in memory instead of data_path
+                               data_source:Optional[str]=None, # how the report names that corpus
                                progress:bool=True,
                                **overrides) -> Path: # `AnalysisConfig` fields, e.g. max_texts=6, tag="t1"
     "Activation database, matrices, every metric, feature summaries, plots and a report in `analysis_dir`; returns its path."
@@ -620,8 +623,8 @@ def run_comprehensive_analysis(sae_path=None, # the SAE directory
     from sae_nb.activation_db import collect_all_activations, compute_feature_cooccurrence, compute_feature_similarity
     st = _Stages(progress)
     with st("load"):
-        inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, c.max_texts, c.max_tokens, device, model, sae,
-                                      texts, data_source)
+        inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, c.max_texts, c.max_tokens, device,
+                                      model, sae, texts, data_source)
         if progress and data_path is None and texts is None: print(f"[sae-analyze] no data_path: analysing {inp.data_source}")
     tag = c.tag or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     analysis_dir = Path(analysis_dir) if analysis_dir is not None else Path("analysis")/(Path(sae_path).name if sae_path else "sae")
@@ -629,17 +632,21 @@ def run_comprehensive_analysis(sae_path=None, # the SAE directory
     with atomic_dir(analysis_dir) as tmp:
         with st("activation database"):
             db = collect_all_activations(inp.model, inp.sae, inp.texts, inp.hook, c.batch_size,
-                                         save_path=tmp/"activation_database", max_length=c.max_length, top_n=c.top_n, progress=progress)
+                                         save_path=tmp/"activation_database", max_length=c.max_length, top_n=c.top_n,
+                                         progress=progress)
         with st("similarity matrix"):
-            sim = compute_feature_similarity(inp.sae, c.similarity_metric, save_path=tmp/"matrices"/f"feature_similarity_{tag}.npy",
+            sim = compute_feature_similarity(inp.sae, c.similarity_metric,
+                                             save_path=tmp/"matrices"/f"feature_similarity_{tag}.npy",
                                              progress=progress, verbose=False)
         with st("co-occurrence matrix"):
-            cooc = compute_feature_cooccurrence(db, c.cooccurrence_metric, save_path=tmp/"matrices"/f"feature_cooccurrence_{tag}.npy",
+            cooc = compute_feature_cooccurrence(db, c.cooccurrence_metric,
+                                                save_path=tmp/"matrices"/f"feature_cooccurrence_{tag}.npy",
                                                 progress=progress, verbose=False)
         with st("sparsity"): sp = sparsity_from_database(db, c.dead_threshold, c.dense_threshold, progress=progress)
         with st("reconstruction and ablation"):
-            ev_texts = _limit_texts(inp.texts, inp.model.tokenizer, None, c.eval_max_tokens)     # tokenize only what is evaluated
-            batches = token_batches(inp.model, ev_texts, c.batch_size, db.manifest["max_length"], bool(db.manifest["prepend_bos"]))
+            ev_texts = _limit_texts(inp.texts, inp.model.tokenizer, None, c.eval_max_tokens)   # tokenize only what is evaluated
+            batches = token_batches(inp.model, ev_texts, c.batch_size, db.manifest["max_length"],
+                                    bool(db.manifest["prepend_bos"]))
             ev = evaluate_sae(inp.model, inp.sae, batches, inp.hook, sparsity=False, mean_ablation=c.mean_ablation,
                               max_tokens=c.eval_max_tokens, progress=progress)
         with st("decoder and purity"):
@@ -647,10 +654,11 @@ def run_comprehensive_analysis(sae_path=None, # the SAE directory
             top_tok = np.asarray(db.top_tokens); ids = np.where(top_tok >= 0, np.asarray(db.token_id)[np.clip(top_tok, 0, None)], -1)
             pur = feature_purity(ids)
         with st("feature summaries"):
-            recs = feature_summaries(db, inp.sae, inp.model, sim, cooc, c.n_examples, c.context, n_neighbors=c.n_neighbors, purity=pur,
-                                     progress=progress)
+            recs = feature_summaries(db, inp.sae, inp.model, sim, cooc, c.n_examples, c.context, n_neighbors=c.n_neighbors,
+                                     purity=pur, progress=progress)
             meta = {"d_sae": inp.sae.d_sae, "model_name": inp.model_name, "hook_spec": inp.hook.spec, "n_tokens": db.n_tokens, "sae_path": inp.sae_path,
-                    "created": created, "n_examples": c.n_examples, "context": c.context, "dense_threshold": c.dense_threshold,
+                    "created": created, "n_examples": c.n_examples, "context": c.context,
+                    "dense_threshold": c.dense_threshold,
                     "title": f"SAE features · {Path(inp.sae_path).name if inp.sae_path else 'sae'} · {inp.hook.spec}",
                     "architecture": inp.sae.cfg.architecture, "data_source": inp.data_source, "tag": tag}
             res_dir = tmp/"results"; res_dir.mkdir(parents=True, exist_ok=True)
@@ -658,7 +666,8 @@ def run_comprehensive_analysis(sae_path=None, # the SAE directory
                 with open(p, "w") as fh:
                     for r in recs: fh.write(to_json(r) + "\n")
             to_json(meta, res_dir/f"feature_summaries_{tag}_meta.json", indent=2)
-        with st("plots"): plots = _analysis_plots(tmp/"plots", inp.sae_path, sp, ev.get("ablation"), recs, c.dead_threshold)
+        with st("plots"):
+            plots = _analysis_plots(tmp/"plots", inp.sae_path, sp, ev.get("ablation"), recs, c.dead_threshold)
         del sim, cooc
         files = {"activation_database": "activation_database", "similarity": f"matrices/feature_similarity_{tag}.npy",
                  "cooccurrence": f"matrices/feature_cooccurrence_{tag}.npy", "results": f"results/analysis_results_{tag}.json",
@@ -671,7 +680,7 @@ def run_comprehensive_analysis(sae_path=None, # the SAE directory
                        cooccurrence_metric=c.cooccurrence_metric)
         to_json(results, res_dir/f"analysis_results_{tag}.json", indent=2)
         stages = st.table(); total = round(time.time() - st.t0, 2)
-        settings = {**c.to_dict(), "tag": tag, "max_length": db.manifest["max_length"], "prepend_bos": db.manifest["prepend_bos"]}
+        settings = {**c.to_dict(), "tag": tag, **{k: db.manifest[k] for k in ("max_length", "prepend_bos")}}
         summary = dict(tag=tag, created=created, analysis_dir=str(analysis_dir), inputs=_run_info(inp), settings=settings, stages=stages,
                        total_seconds=total, files=files, headline=_headline(results), versions=_versions(), torch_threads=torch.get_num_threads())
         to_json(summary, res_dir/f"run_summary_{tag}.json", indent=2)
@@ -748,7 +757,7 @@ def analysis_report(res:dict, summary:dict) -> str:
     for k, p in f["plots"].items(): L += [f"### {names.get(k, k)}", "", f"![{names.get(k, k)}]({p})", ""]
     L += ["## Files", "", "| what | path |", "|---|---|"]
     L += [f"| {k.replace('_', ' ')} | `{v}` |" for k, v in f.items() if k != "plots"]
-    L += ["", "Build the feature dashboard with `sae-dashboard --input <this directory>` (`sae-analyze --full` writes it as "
-          "`dashboard.html`). The activation database opens with "
+    L += ["", "Build the feature dashboard with `sae-dashboard --input <this directory>` (`sae-analyze --full` "
+          "writes it as `dashboard.html`). The activation database opens with "
           "`sae_nb.activation_db.ActivationDatabase.load('<this directory>/activation_database')`.", ""]
     return "\n".join(L)

@@ -760,12 +760,14 @@ def train_lora_sae(activations:str|Path, # the capture file, its directory, or t
     info = check_selection(read_lora_info(path), adapters)
     d_in = detect_input_dim(path, adapters)
     init_distributed()
-    config = TrainingConfig(batch_size=batch_size, lr=lr, num_epochs=num_epochs, max_steps=max_steps, use_end_to_end=False, use_logit_kl=False,
-                            device=device or default_device(), seed=seed, val_fraction=val_fraction, **train_kwargs)
+    config = TrainingConfig(batch_size=batch_size, lr=lr, num_epochs=num_epochs, max_steps=max_steps,
+                            use_end_to_end=False, use_logit_kl=False, seed=seed, val_fraction=val_fraction,
+                            **train_kwargs)
     cfg = SAEConfig(d_in=d_in, expansion_factor=expansion_factor, top_k=k, architecture=architecture, device="cpu", model_name=info.model_name,
                     hook_name=f"lora_A.{adapter_initials(info.adapters)}")
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed); sae = make_sae(cfg)
+        torch.manual_seed(seed); sae = make_sae(cfg)           # initialised on the CPU: the same start on any device
+    sae.cfg.device = device or default_device()                     # trained (and exported) there
     train_ex, val_ex = split_examples(info, val_fraction, seed)
     scale = activation_scale(path, seed=seed) if normalize else 1.0
     mk = lambda ex, shuffle: LoraActivationDataset(path, info.adapters, batch_size, shuffle=shuffle, seed=seed, scale=scale, examples=ex if val_ex else None)
