@@ -18,15 +18,16 @@ from torch.utils.data import DataLoader
 
 from .config import AnalysisConfig, default_device
 from .files import atomic_dir, atomic_file, atomic_write_text, to_json
-from .models import Hook, check_sae_hook, embedded_corpus, load_model, resolve_hook, sae_hook
+from .models import Hook, check_sae_hook, load_model, resolve_hook, sae_hook
 from .sae import SAE, load_sae, from_saelens
-from .data import WindowedTextDataset, load_processed_data, pad_collate, pad_token_id_of
+from .data import WindowedTextDataset, pad_collate, pad_token_id_of
+from .sources import TextSource
 from .metrics import (DEAD_THRESHOLD, DENSE_THRESHOLD, SparsityMetrics, SparsityStats, compute_ce_loss,
                             decoder_decorrelation, evaluate_sae, feature_purity, find_dead_features)
 from . import metrics
 
 # %% auto #0
-__all__ = ['AnalysisInputs', 'load_texts', 'resolve_analysis_inputs', 'token_batches', 'run_quick_analysis', 'format_summary',
+__all__ = ['AnalysisInputs', 'resolve_analysis_inputs', 'token_batches', 'run_quick_analysis', 'format_summary',
            'plot_training_history', 'plot_l0_histogram', 'plot_feature_density', 'plot_feature_histograms',
            'plot_ablation', 'sparsity_from_database', 'logit_lens', 'feature_summaries', 'SAEAnalyzer',
            'run_comprehensive_analysis', 'analysis_report']
@@ -66,27 +67,12 @@ def _limit_texts(texts:list, tokenizer, max_texts:Optional[int], max_tokens:Opti
             if total >= max_tokens: return texts[:i + j + 1]
     return texts
 
-def load_texts(data_path=None, # JSON list[str]; None = the embedded corpus's validation split
-               tokenizer=None, # needed for max_tokens
-               max_texts:Optional[int]=None, # keep the first texts
-               max_tokens:Optional[int]=None, # keep whole texts up to this many tokens
-              ) -> tuple[list, str]:
-    "`(texts, description)` of the corpus to analyse."
-    if data_path is not None: texts, src = load_processed_data(data_path), str(data_path)
-    else:
-        texts = embedded_corpus("val")
-        src = f"embedded_corpus('val'): {len(texts)} held-out texts of sae_nb's embedded corpus (no data_path given)"
-    if max_tokens is not None and tokenizer is None: raise ValueError("max_tokens needs a tokenizer")
-    out = _limit_texts(texts, tokenizer, max_texts, max_tokens)
-    if len(out) < len(texts): src += f"; first {len(out)} of {len(texts)} texts"
-    return out, src
-
 # %% ../nbs/07_analysis.ipynb #d3aeded5
 def resolve_analysis_inputs(sae_path=None, # the SAE directory (ours or SAELens's); or pass sae=
                             model_name:Optional[str]=None, # default: the SAE's config `model_name`
                             layer:Optional[int]=None, # default: the SAE's `hook_layer`
                             hook_name:Optional[str]=None, # default: the SAE's `hook_name`
-                            data_path=None, # JSON list[str]; None = embedded_corpus('val')
+                            data_path=None, # a TextSource or its path; None = embedded_corpus('val')
                             max_texts:Optional[int]=None, # keep the first texts
                             max_tokens:Optional[int]=None, # keep whole texts up to this many tokens
                             device:Optional[str]=None, # default: cuda if available
@@ -96,7 +82,8 @@ def resolve_analysis_inputs(sae_path=None, # the SAE directory (ours or SAELens'
                             data_source:Optional[str]=None, # how the report describes `texts`
                            ) -> AnalysisInputs:
     "Load and check everything an analysis needs; `ValueError`/`FileNotFoundError` naming the problem otherwise."
-    if texts is None: texts, src = load_texts(data_path)      # a missing data file fails before anything heavy is loaded
+    if texts is None:                                   # a missing data file fails before anything heavy is loaded
+        source = data_path if isinstance(data_path, TextSource) else TextSource(data_path, embedded="val")
     else:
         texts, src = list(texts), data_source or f"{len(texts)} texts passed in memory"
         if not texts: raise ValueError("texts is empty: pass at least one text, or texts=None to read data_path")
@@ -112,6 +99,10 @@ def resolve_analysis_inputs(sae_path=None, # the SAE directory (ours or SAELens'
         warnings.warn(f"the SAE was trained on model {sae.cfg.model_name!r} but is analysed on {model_name!r}")
     hook = _hook_from(model, sae, layer, hook_name)
     sae = sae.to(model.cfg.device).eval()
+    if texts is None:
+        texts = source.texts(model.tokenizer, model.cfg.d_vocab)
+        src = source.name if source.path or source.dataset else (f"embedded_corpus({source.embedded!r}): "
+                                                                 f"{len(texts)} texts (no data_path given)")
     out = _limit_texts(texts, model.tokenizer, max_texts, max_tokens)
     if len(out) < len(texts): src += f"; first {len(out)} of {len(texts)} texts"
     return AnalysisInputs(model, sae, hook, str(model_name), out, src, None if sae_path is None else str(sae_path))
@@ -156,7 +147,7 @@ def run_quick_analysis(sae_path=None, # the SAE directory
                        model_name:Optional[str]=None, # default: the SAE's config
                        layer:Optional[int]=None, # default: the SAE's hook layer
                        hook_name:Optional[str]=None, # default: the SAE's hook name
-                       data_path=None, # JSON list[str]; None = embedded_corpus('val')
+                       data_path=None, # a TextSource or its path; None = embedded_corpus('val')
                        output=None, # write the results JSON here
                        device:Optional[str]=None, model=None, sae:Optional[SAE]=None,
                        texts:Optional[Sequence[str]]=None, data_source:Optional[str]=None, # the corpus in memory
@@ -660,7 +651,7 @@ def run_comprehensive_analysis(sae_path=None, # the SAE directory
                                model_name:Optional[str]=None, # default: the SAE's config `model_name`
                                layer:Optional[int]=None, # default: the SAE's hook layer
                                hook_name:Optional[str]=None, # default: the SAE's hook name
-                               data_path=None, # JSON list[str]; None = embedded_corpus('val')
+                               data_path=None, # a TextSource or its path; None = embedded_corpus('val')
                                device:Optional[str]=None, model=None, sae:Optional[SAE]=None,
                                texts:Optional[Sequence[str]]=None, # the corpus in memory instead of data_path
                                data_source:Optional[str]=None, # how the report names that corpus

@@ -12,14 +12,15 @@ from typing import Optional, Sequence
 from .config import QWEN3_MODELS, AnalysisConfig, SAEConfig, TrainingConfig, default_device
 from .files import atomic_dir, atomic_write_text
 from .errors import CLIError, _one_line, run_cli
-from .models import EMBEDDED_MODEL, Hook, embedded_corpus, resolve_hook
+from .models import EMBEDDED_MODEL, Hook, resolve_hook
+from .sources import TextSource
 
 # %% auto #0
 __all__ = ['SAE_TYPES', 'train_parser', 'training_config_from_args', 'check_sae_args', 'sae_config_for', 'default_run_name',
-           'load_texts', 'load_config_from_args', 'run_training', 'train_main', 'model_card', 'build_upload_folder',
-           'upload_to_hf', 'qwen3_parser', 'train_qwen3_main', 'capture_parser', 'capture_main', 'shards_parser',
-           'train_shards_main', 'analyze_parser', 'analyze_main', 'dashboard_parser', 'dashboard_main', 'lora_parser',
-           'lora_main', 'lora_capture_main', 'run_parser', 'run_main']
+           'load_config_from_args', 'run_training', 'train_main', 'model_card', 'build_upload_folder', 'upload_to_hf',
+           'qwen3_parser', 'train_qwen3_main', 'capture_parser', 'capture_main', 'shards_parser', 'train_shards_main',
+           'analyze_parser', 'analyze_main', 'dashboard_parser', 'dashboard_main', 'lora_parser', 'lora_main',
+           'lora_capture_main', 'run_parser', 'run_main']
 
 # %% ../nbs/09_cli.ipynb #afc2f2d6
 class _Parser(argparse.ArgumentParser):
@@ -112,11 +113,8 @@ def _add_train_args(p:argparse.ArgumentParser):
 def _add_data_args(p:argparse.ArgumentParser):
     "Data and output flags."
     g = p.add_argument_group("data and outputs")
-    g.add_argument("--data-path", default=None,
-                   help="JSON list[str] of training texts; omitted = the embedded corpus (Python's docs)")
     g.add_argument("--val-fraction", type=float, default=0.1,
                    help="texts held out for validation (default %(default)s)")
-    g.add_argument("--max-texts", type=int, default=None, help="use only the first N texts (smoke tests)")
     g.add_argument("--run-name", default=None,
                    help="names pretrained_models/<run_name>/ and checkpoints/<run_name>/ "
                         "(default: from model, layer, SAE)")
@@ -146,6 +144,27 @@ def _add_tracking_args(p:argparse.ArgumentParser):
                    help="<user>/<repo> (default $SAE_HF_REPO_ID)")
     g.add_argument("--hf-private", action="store_true", help="create the hub repo private")
 
+# %% ../nbs/09_cli.ipynb #c36b49e5
+def _add_source_args(p:argparse.ArgumentParser,
+                     max_texts:Optional[int]=None, # default of --max-texts (None: every document)
+                     *aliases:str): # more names of --max-texts, e.g. seed 002's --num-examples
+    "Text source flags (see `sources.TextSource`)."
+    g = p.add_argument_group("text source (default: the embedded corpus)")
+    g.add_argument("--data-path", default=None, help="a .json/.jsonl/.txt/.parquet file, a folder of them, or a "
+                   "Dataset.save_to_disk directory")
+    g.add_argument("--dataset", default=None, help="HuggingFace hub dataset, e.g. allenai/c4")
+    g.add_argument("--dataset-config", default=None, help="the hub dataset's configuration, e.g. en")
+    g.add_argument("--split", default=None, help="split of --dataset or of a saved DatasetDict (default train)")
+    g.add_argument("--text-column", default=None, help="column of the documents (default text, else input_ids: "
+                   "a pre-tokenized dataset)")
+    g.add_argument("--txt-split", choices=("file", "paragraph"), default="file",
+                   help=".txt: one document per file or per blank-line-separated paragraph (default %(default)s)")
+    g.add_argument("--streaming", action="store_true", help="read lazily: only the first --max-texts documents")
+    g.add_argument("--chat-template", action="store_true", help="render chat records ([{role, content}, ...]) "
+                   "with the tokenizer's chat template")
+    g.add_argument("--max-texts", *aliases, dest="max_texts", type=_pos_int, default=max_texts,
+                   help="use only the first N documents" + (f" (default {max_texts})" if max_texts else ""))
+
 # %% ../nbs/09_cli.ipynb #e95f3589
 def train_parser(prog:str="sae-train", default_model:str="Qwen/Qwen3-0.6B") -> argparse.ArgumentParser:
     "The `sae-train` argument parser."
@@ -153,7 +172,7 @@ def train_parser(prog:str="sae-train", default_model:str="Qwen/Qwen3-0.6B") -> a
         description="Train one sparse autoencoder on a transformer's activations and export it to pretrained_models/<run_name>/.",
         epilog=f"examples:\n  {prog} --model-name {EMBEDDED_MODEL} --num-epochs 1 --topk 32 --run-name demo\n"
                f"  {prog} --model-name Qwen/Qwen3-1.7B --hook-layer 12 --sae-type batch_topk --topk 128 --wandb")
-    for add in (_add_model_args, _add_sae_args, _add_train_args, _add_data_args, _add_tracking_args):
+    for add in (_add_model_args, _add_sae_args, _add_train_args, _add_source_args, _add_data_args, _add_tracking_args):
         add(p, default_model) if add is _add_model_args else add(p)
     return p
 
@@ -199,6 +218,12 @@ def default_run_name(model_name:str, sae_cfg:SAEConfig) -> str:
     return f"{short}_layer{sae_cfg.hook_layer}_{kind}_exp{int(exp) if exp == int(exp) else round(exp, 2)}"
 
 # %% ../nbs/09_cli.ipynb #2c6eb118
+def _source_from_args(a:argparse.Namespace, embedded:str="all") -> TextSource:
+    "The `TextSource` the flags name (flags and path checked, nothing read yet)."
+    return TextSource(a.data_path, a.dataset, a.dataset_config, a.split, a.text_column, a.streaming, a.max_texts,
+                      a.txt_split, a.chat_template, embedded)
+
+# %% ../nbs/09_cli.ipynb #aeb3497c
 def _rank0() -> bool:
     "Whether this is rank 0 (torchrun runs a command once per process)."
     return int(os.environ.get("RANK", "0")) == 0
@@ -207,18 +232,16 @@ def _say(*args, **kw):
     "Print on rank 0 only."
     if _rank0(): print(*args, **kw, flush=True)
 
-def load_texts(data_path:Optional[str], # JSON list[str], or None for the embedded corpus
-               max_texts:Optional[int]=None, # keep only the first N
-              ) -> list[str]:
-    "Training texts for a command, saying where they come from."
-    from sae_nb.data import load_processed_data
-    if data_path is None:
-        texts = embedded_corpus("all")
+def _texts_from_args(a:argparse.Namespace, # parsed flags of `_add_source_args`
+                     model=None, # the loaded model: its tokenizer renders chat records and bounds token ids
+                    ) -> list[str]:
+    "The texts of the source the flags name, saying where they come from."
+    src = _source_from_args(a)
+    texts = src.texts(*(() if model is None else (model.tokenizer, model.cfg.d_vocab)))
+    if src.path is None and src.dataset is None:
         _say(f"no --data-path: training on the embedded corpus (Python's bundled docs and docstrings, {len(texts):,} texts)")
-    else:
-        if not Path(data_path).exists(): raise FileNotFoundError(f"--data-path {data_path} does not exist; pass a JSON list[str] file, or omit it to use the embedded corpus")
-        texts = load_processed_data(data_path)
-    return texts[:max_texts] if max_texts else texts
+    else: _say(f"{len(texts):,} texts from {src.name}")
+    return texts
 
 def load_config_from_args(a:argparse.Namespace) -> dict:
     "seed 000's `MODEL_LOAD_CONFIG` from the flags (only what was given)."
@@ -253,11 +276,12 @@ def run_training(a:argparse.Namespace, # parsed `sae-train` flags
     check_sae_args(a)
     tcfg = training_config_from_args(a)
     if a.resume_from not in (None, "latest") and not Path(a.resume_from).exists(): _resolve_resume(a.resume_from, Path("."))  # fail before loading
-    texts = load_texts(a.data_path, a.max_texts) if texts is None else texts
-    train_texts, val_texts = split_train_val(texts, a.val_fraction, seed=a.seed)
+    if texts is None: _source_from_args(a)                  # a bad source fails before the model loads
     if model is None:
         _say(f"loading {a.model_name} ...")
         model = load_model(a.model_name, progress=not a.quiet, **load_config_from_args(a))
+    texts = _texts_from_args(a, model) if texts is None else texts
+    train_texts, val_texts = split_train_val(texts, a.val_fraction, seed=a.seed)
     scfg = sae_config_for(model, a)
     run_name = a.run_name or default_run_name(a.model_name, scfg)
     out = Path(a.output_dir)
@@ -397,13 +421,12 @@ def _per_model_args(a:argparse.Namespace, model_name:str, group:str) -> argparse
 def train_qwen3_main(argv:Optional[Sequence[str]]=None) -> int:
     "`sae-train-qwen3`: one BatchTopK SAE per model; failures are reported and the rest continue."
     def body(a):
-        check_sae_args(a)
-        texts = load_texts(a.data_path, a.max_texts)
+        check_sae_args(a); _source_from_args(a)                # each model's run reads the source with its tokenizer
         group = a.wandb_group or time.strftime("qwen3_sae_batch_%Y%m%d_%H%M%S")
         results = {}
         for name in a.models:
             _say(f"\n=== {name} ===")
-            try: results[name] = dict(status="ok", **run_training(_per_model_args(a, name, group), texts=texts))
+            try: results[name] = dict(status="ok", **run_training(_per_model_args(a, name, group)))
             except Exception as e:
                 if os.environ.get("SAE_NB_DEBUG"): traceback.print_exc()
                 results[name] = dict(status="failed", error=f"{type(e).__name__}: {_one_line(e)}")
@@ -419,10 +442,8 @@ def capture_parser() -> argparse.ArgumentParser:
     "The `sae-capture` argument parser."
     p = _Parser(prog="sae-capture",
                 description="Capture a model's activations at one hook into safetensors shards (resumable).")
-    _add_model_args(p, EMBEDDED_MODEL)
+    _add_model_args(p, EMBEDDED_MODEL); _add_source_args(p)
     g = p.add_argument_group("capture")
-    g.add_argument("--data-path", default=None, help="JSON list[str]; omitted = the embedded corpus")
-    g.add_argument("--max-texts", type=int, default=None, help="use only the first N texts")
     g.add_argument("--output-dir", required=True, help="shard directory (resumed if it holds an unfinished capture)")
     g.add_argument("--tokens-per-shard", type=int, default=65536, help="(default %(default)s)")
     g.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default %(default)s)")
@@ -441,8 +462,9 @@ def capture_main(argv:Optional[Sequence[str]]=None) -> int:
     def body(a):
         from sae_nb.data import capture_activations, read_manifest
         from sae_nb.models import load_model
-        texts = load_texts(a.data_path, a.max_texts)
+        _source_from_args(a)
         model = load_model(a.model_name, progress=not a.quiet, **load_config_from_args(a))
+        texts = _texts_from_args(a, model)
         hook = resolve_hook(model, a.hook_layer, a.hook_name, a.middle_layer_strategy)
         out = capture_activations(model, texts, hook, a.output_dir, tokens_per_shard=a.tokens_per_shard, batch_size=a.batch_size,
                                   max_length=a.max_text_length, drop_bos=a.drop_bos, sink_norm_factor=a.sink_norm_factor,
@@ -548,11 +570,9 @@ def analyze_parser() -> argparse.ArgumentParser:
                    help=f"model to load (default: the SAE's model_name): hub name, directory or {EMBEDDED_MODEL}")
     p.add_argument("--hook-layer", "--layer", dest="hook_layer", type=int, help="hook layer (default: the SAE's)")
     p.add_argument("--hook-name", help="hook name, e.g. hook_resid_post (default: the SAE's)")
-    p.add_argument("--data-path", help="JSON list of texts (default: the embedded corpus's held-out split)")
     p.add_argument("--batch-size", type=_pos_int, default=8, help="windows per forward pass (default 8)")
     p.add_argument("--max-text-length", "--max-length", dest="max_text_length", type=_pos_int,
                    help="tokens per window (default: the SAE's context_size or 256)")
-    p.add_argument("--max-texts", type=_pos_int, help="analyse only the first N texts")
     p.add_argument("--max-tokens", type=_pos_int, help="analyse only the first texts up to N tokens")
     p.add_argument("--analysis-dir", "--output-dir", dest="analysis_dir",
                    help="--full: output directory (default analysis/<SAE name>)")
@@ -563,7 +583,7 @@ def analyze_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dashboard", action="store_true", help="--full: do not write dashboard.html")
     p.add_argument("--tag", help="--full: suffix of the result files (default: a UTC timestamp)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    _add_quiet(p)
+    _add_source_args(p); _add_quiet(p)
     return p
 
 # %% ../nbs/09_cli.ipynb #6e622564
@@ -580,8 +600,9 @@ def _analyze(a:argparse.Namespace):
     cfg = AnalysisConfig(batch_size=a.batch_size, max_texts=a.max_texts, max_tokens=a.max_tokens,
                          max_length=a.max_text_length, eval_max_tokens=a.eval_max_tokens, mean_ablation=a.mean_ablation,
                          tag=a.tag)
-    kw = dict(model_name=a.model_name, layer=a.hook_layer, hook_name=a.hook_name, data_path=a.data_path,
-              device=a.device, progress=not a.quiet)
+    src = _source_from_args(a, embedded="val")               # default: the embedded corpus's held-out split
+    kw = dict(model_name=a.model_name, layer=a.hook_layer, hook_name=a.hook_name, device=a.device, progress=not a.quiet,
+              data_path=src if src.path or src.dataset else None)
     if not a.full:
         res = run_quick_analysis(a.sae_path, cfg, output=a.output, **kw)
         return print(format_summary(res) + (f"\nresults: {a.output}" if a.output else ""))
@@ -654,10 +675,7 @@ def _lora_capture_args(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--model-name", "--model-path", dest="model_name", default=None,
                    help=f"base model: hub name, directory or {EMBEDDED_MODEL} (default: the adapter's base model)")
     _lora_selection(p, "default: all seven")
-    p.add_argument("--max-texts", "--num-examples", dest="max_texts", type=int, default=1000,
-                   help="texts to capture (the first N)")
-    p.add_argument("--data-path", default=None,
-                   help="JSON file holding a list of strings (default: the embedded corpus)")
+    _add_source_args(p, 1000, "--num-examples")
     p.add_argument("--max-text-length", "--max-length", dest="max_text_length", type=int, default=512,
                    help="tokens per text (truncated)")
     p.add_argument("--batch-size", type=int, default=8, help="texts per forward pass (per process)")
@@ -676,8 +694,9 @@ def _lora_capture_args(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def _lora_capture(a:argparse.Namespace):
     "Step 1 from parsed flags; prints the file written."
-    from sae_nb.lora import adapter_initials, capture_lora, load_texts, read_lora_info
-    out = capture_lora(a.adapter_path, load_texts(a.data_path, a.max_texts), a.output_dir,
+    from sae_nb.lora import adapter_initials, capture_lora, read_lora_info
+    texts = _source_from_args(a, embedded="train").texts()
+    out = capture_lora(a.adapter_path, texts, a.output_dir,
                        None if a.all_adapters else a.adapters, model_name=a.model_name, max_length=a.max_text_length,
                        batch_size=a.batch_size, chunk_size=a.chunk_size, num_procs=a.num_procs, device=a.device,
                        dtype=a.dtype, store_dtype=a.store_dtype, compression=a.compression, device_map=a.device_map,
@@ -778,7 +797,7 @@ def run_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("analysis")
     g.add_argument("--analysis-dir", default=None, help="default: analysis/<run_name> under --output-dir")
     g.add_argument("--analysis-data-path", default=None,
-                   help="JSON list[str] to analyse; default: the validation texts")
+                   help="texts to analyse, any --data-path kind; default: the validation texts")
     g.add_argument("--analysis-max-tokens", type=int, default=200_000,
                    help="tokens in the activation database (default %(default)s)")
     g.add_argument("--analysis-batch-size", type=int, default=8, help="(default %(default)s)")
@@ -791,17 +810,17 @@ def run_main(argv:Optional[Sequence[str]]=None) -> int:
         from sae_nb.data import split_train_val
         from sae_nb.models import load_model
         from sae_nb.training import is_main_process
-        check_sae_args(a); training_config_from_args(a)
-        texts = load_texts(a.data_path, a.max_texts)
+        check_sae_args(a); training_config_from_args(a); source = _source_from_args(a)
         t0 = time.time()
         model = load_model(a.model_name, progress=not a.quiet, **load_config_from_args(a))
+        texts = _texts_from_args(a, model)
         res = run_training(a, texts=texts, model=model)
         if not is_main_process(): return 0
         t1 = time.time()
         val, src = None, None
         if a.analysis_data_path is None:                       # the held-out split of the training texts
             val = split_train_val(texts, a.val_fraction, seed=a.seed)[1] or texts
-            src = f"{len(val)} held-out texts (val_fraction {a.val_fraction}, seed {a.seed}) of {a.data_path or 'the embedded corpus'}"
+            src = f"{len(val)} held-out texts (val_fraction {a.val_fraction}, seed {a.seed}) of {source.name}"
         adir = Path(a.analysis_dir or Path(a.output_dir)/"analysis"/res["run_name"])
         cfg = AnalysisConfig(batch_size=a.analysis_batch_size, max_tokens=a.analysis_max_tokens)
         run_comprehensive_analysis(res["export_dir"], cfg, adir, data_path=a.analysis_data_path, texts=val,

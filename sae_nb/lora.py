@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 from .config import DTYPES, SAEConfig, TrainingConfig, default_device, dtype_name
 from .files import atomic_file, atomic_write_text, to_json
 from .dashboard import ExampleCollector, decoder_neighbors, validate_feature_data
-from .data import load_processed_data, rank_world
-from .models import EMBEDDED_MODEL, embedded_corpus, embedded_model_dir, embedded_tokenizer, qwen3_config
+from .data import rank_world
+from .models import EMBEDDED_MODEL, embedded_model_dir, embedded_tokenizer, qwen3_config
 from .sae import load_sae, make_sae
 from .training import _gather_json, init_distributed, is_main_process, train_on_activations
 
@@ -31,8 +31,8 @@ __all__ = ['ADAPTER_TYPES', 'MLP_ADAPTERS', 'ATTENTION_ADAPTERS', 'ACTIVATIONS_F
            'sae_model_name', 'feature_data_name', 'tiny_lora_model', 'save_tiny_lora', 'find_lora_modules',
            'AdapterBlock', 'LoraLayout', 'lora_layout', 'LoraCapture', 'capture_lora_activations', 'LoraFileInfo',
            'read_lora_info', 'check_selection', 'detect_input_dim', 'merge_activation_files', 'load_lora_model',
-           'capture_lora', 'load_texts', 'LoraActivationDataset', 'find_activation_file', 'split_examples',
-           'activation_scale', 'train_lora_sae', 'read_lora_meta', 'lora_tokenizer', 'collect_lora_features']
+           'capture_lora', 'LoraActivationDataset', 'find_activation_file', 'split_examples', 'activation_scale',
+           'train_lora_sae', 'read_lora_meta', 'lora_tokenizer', 'collect_lora_features']
 
 # %% ../nbs/10_lora.ipynb #b47f870a
 ADAPTER_TYPES = ("gate_proj", "up_proj", "down_proj", "q_proj", "k_proj", "v_proj", "o_proj")
@@ -593,15 +593,6 @@ def _capture_torchrun(rank, world, local, out:Path, load_kw, texts, cap_kw, devi
         return out
     finally:
         if own: dist.destroy_process_group()
-
-# %% ../nbs/10_lora.ipynb #0f603400
-def load_texts(data_path:str|Path|None=None, # JSON list of strings; None = the embedded corpus
-               num_examples:int|None=None, # keep the first N
-              ) -> list[str]:
-    "The examples to capture: `data.load_processed_data(data_path)` or the embedded corpus, first `num_examples`."
-    if num_examples is not None and num_examples < 1: raise ValueError(f"num_examples={num_examples} must be >= 1")
-    texts = load_processed_data(data_path) if data_path is not None else embedded_corpus("train")
-    return texts[:num_examples] if num_examples else texts
 
 # %% ../nbs/10_lora.ipynb #5ca50b49
 class LoraActivationDataset(IterableDataset):
