@@ -4,20 +4,19 @@
 
 # %% ../nbs/00_config.ipynb #d738f9d3
 from __future__ import annotations
-import json, math, os, shutil, sys, traceback, uuid, warnings
-from contextlib import contextmanager
+import json, warnings
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, Optional, get_args
+from typing import Literal, NamedTuple, Optional, get_args
 
-import numpy as np
 import torch
 from fastcore.basics import patch
 
+from .files import atomic_write_text
+
 # %% auto #0
 __all__ = ['Architecture', 'ARCHITECTURES', 'DTYPES', 'AmpDtype', 'WandbMode', 'QWEN3_MODELS', 'default_device', 'dtype_name',
-           'atomic_file', 'atomic_write_text', 'atomic_dir', 'jsonable', 'NumpyEncoder', 'to_json', 'CLIError',
-           'run_cli', 'JSONConfig', 'SAEConfig', 'TrainingConfig', 'SAEPreset', 'gpt2_sae_config',
+           'JSONConfig', 'SAEConfig', 'TrainingConfig', 'AnalysisConfig', 'SAEPreset', 'gpt2_sae_config',
            'gpt2_medium_sae_config', 'pythia_1_4b_sae_config', 'qwen3_sae_config']
 
 # %% ../nbs/00_config.ipynb #59e9a060
@@ -54,118 +53,11 @@ def _check_pos(obj, *names):
         v = getattr(obj, n)
         if v is not None and v <= 0: raise ValueError(f"{n}={v} must be > 0")
 
-# %% ../nbs/00_config.ipynb #3c562cb3
-@contextmanager
-def atomic_file(path:str|Path):
-    "Yield a temporary path next to `path`; on success it replaces `path` atomically, on error it is removed."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
-
-def atomic_write_text(path:str|Path, text:str) -> Path:
-    "Write `text` to `path` atomically and return the path."
-    with atomic_file(path) as tmp: Path(tmp).write_text(text)
-    return Path(path)
-
-# %% ../nbs/00_config.ipynb #004b98a8
-@contextmanager
-def atomic_dir(path:str|Path):
-    "Yield a temporary directory next to `path`; on success it replaces `path` (a directory) atomically."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
-        yield tmp
-        old = None
-        if path.exists():                      # keep the old version until the new one is in place
-            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None: shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
-
-# %% ../nbs/00_config.ipynb #ac953fa5
-def _num(x:float):
-    "A finite float, or None for NaN/Inf."
-    return x if math.isfinite(x) else None
-
-def _default(o):
-    "`json.dumps` hook: numpy/torch scalars and arrays, paths, sets."
-    if isinstance(o, torch.Tensor): o = o.detach().cpu().numpy()
-    if isinstance(o, (np.ndarray, np.generic)): return o.tolist()
-    if isinstance(o, Path): return str(o)
-    if isinstance(o, (set, frozenset)): return sorted(o)
-    raise TypeError(f"cannot convert {type(o).__name__} to JSON: {o!r:.80}")
-
-_STRS, _NUMS, _SCALARS = {str, type(None)}, {int, float, bool}, {str, int, bool, type(None)}
-
-def jsonable(obj:Any) -> Any:
-    "`obj` with numpy/torch scalars and arrays, tuples and paths converted to plain JSON types; NaN/Inf become None."
-    if obj is None or isinstance(obj, (str, bool, int)): return obj
-    if isinstance(obj, float): return _num(obj)
-    if isinstance(obj, dict): return {k if type(k) is str else str(k): v if type(v) in _SCALARS else jsonable(v) for k,v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        types = set(map(type, obj))                                 # fast paths: token lists, activations, pairs
-        if types <= _STRS: return list(obj)
-        if types <= _NUMS and math.isfinite(sum(obj)): return list(obj)
-        if types <= _STRS | _NUMS and all(math.isfinite(x) for x in obj if type(x) is float): return list(obj)
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic): return jsonable(obj.item())
-    return jsonable(_default(obj))
-
-class NumpyEncoder(json.JSONEncoder):
-    "A `json.JSONEncoder` for numpy/torch values (seed 002's name); prefer `to_json`, which also maps NaN to null."
-    def default(self, o): return jsonable(o)
-
-def to_json(obj:Any, path:str|Path|None=None, indent:int|None=None) -> str:
-    "Serialise `obj` (numpy/torch values allowed, NaN → null) to a JSON string; with `path`, also write it atomically."
-    s = json.dumps(jsonable(obj), indent=indent, ensure_ascii=False, allow_nan=False)
-    if path is not None: atomic_write_text(path, s)
-    return s
-
-# %% ../nbs/00_config.ipynb #c3ba4cba
-class CLIError(Exception):
-    "A user error the CLI reports in one line (exit code 2)."
-
-def _one_line(e:BaseException) -> str:
-    "The exception's message on one line."
-    return " ".join(str(e).split()) or type(e).__name__
-
-@contextmanager
-def _hf_progress(enabled:bool):
-    "Switch HuggingFace's own progress bars (weight loading, ...) on or off for a block."
-    from transformers.utils import logging as hf_logging
-    was = hf_logging.is_progress_bar_enabled()
-    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
-    try: yield
-    finally: (hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)()
-
-def run_cli(prog:str, # command name, used as the message prefix
-            fn, # the command body: () -> exit code (None = 0)
-            quiet:bool=False, # also silence HuggingFace's progress bars
-            errors:tuple=(), # more exception types that mean bad input for this command
-           ) -> int:
-    "Run `fn`; turn user errors into one stderr line and exit code 2 (`SAE_NB_DEBUG=1` adds the traceback), Ctrl-C into 130."
-    try:
-        with _hf_progress(not quiet): return int(fn() or 0)
-    except (CLIError, ValueError, FileNotFoundError, *errors) as e:
-        if os.environ.get("SAE_NB_DEBUG"): traceback.print_exc()
-        print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-
 # %% ../nbs/00_config.ipynb #e8d13aaf
 def _known(cls, d:dict, aliases:dict) -> dict:
-    "Keep the keys of `d` that are fields of `cls` (after `aliases`), warning about the rest."
+    "Keep the keys of `d` that are fields of `cls` (after `aliases`), warning about the rest (except `cls._elsewhere`)."
     names = {f.name for f in fields(cls)}
-    d = {aliases.get(k, k): v for k,v in d.items()}
+    d = {aliases.get(k, k): v for k,v in d.items() if k not in cls._elsewhere}
     extra = sorted(k for k in d if k not in names)
     if extra: warnings.warn(f"{cls.__name__}: ignoring unknown fields {extra}")
     return {k: v for k,v in d.items() if k in names}
@@ -174,6 +66,7 @@ def _known(cls, d:dict, aliases:dict) -> dict:
 class JSONConfig:
     "Mixin for the config dataclasses: JSON round trip with the seeds' field names accepted."
     _aliases = {}
+    _elsewhere = frozenset()   # fields of old files that the other config holds now: read and dropped
     def to_dict(self) -> dict:
         "All fields as JSON-ready values."
         return asdict(self)
@@ -207,7 +100,7 @@ class SAEConfig(JSONConfig):
     d_sae: Optional[int] = None              # number of latents; or leave None and give `expansion_factor`
     l1_coefficient: float = 1e-3             # L1 sparsity weight (standard SAE; TopK/BatchTopK ignore it in the loss)
     dtype: str = "float32"                   # parameter dtype: float32, float16, bfloat16, float64
-    device: str = field(default_factory=default_device)  # where the SAE lives
+    device: str = field(default_factory=default_device)  # where the SAE lives and trains (a rank's GPU under torchrun)
     use_error_term: bool = False             # splice `x - x̂` back so downstream sees the exact activation (SAELens semantics)
     hook_layer: Optional[int] = None         # 0-indexed block; None until resolved (`models.resolve_hook` picks the middle)
     hook_name: str = "hook_resid_post"       # hook point inside the block
@@ -228,8 +121,8 @@ class SAEConfig(JSONConfig):
     jumprelu_bandwidth: float = 1e-3         # JumpReLU: straight-through kernel bandwidth (Rajamanoharan et al. 2024)
     threshold_momentum: float = 0.99         # BatchTopK: EMA momentum of the inference threshold
     model_name: Optional[str] = None         # the transformer the SAE was trained on (metadata, SAELens export)
-    prepend_bos: bool = False                # whether training inputs began with BOS (metadata, SAELens export)
-    context_size: Optional[int] = None       # training window length (metadata)
+    prepend_bos: bool = False                # every training window starts with BOS (also the analysis default)
+    context_size: Optional[int] = None       # tokens per training window (SAETrainer: None = 256); the analysis default
 
     def __post_init__(self): self._validate()
 
@@ -304,12 +197,10 @@ class TrainingConfig(JSONConfig):
     num_epochs: int = 10                      # passes over the training texts (seed 001 calls it max_epochs)
     batch_size: int = 32                      # text windows per batch (on-the-fly) or activation rows per step (shards)
     lr: float = 1e-3                          # Adam learning rate
-    l1_coefficient: float = 0.01              # sparsity weight for the standard SAE (overrides SAEConfig's during training)
     num_dataloader_workers: int = 0           # DataLoader worker processes
     persistent_workers: bool = False          # keep DataLoader workers alive between epochs
     pin_memory: bool = False                  # pinned host memory for faster GPU copies
     use_end_to_end: bool = True               # splice the reconstruction into the model and add downstream losses
-    reconstruction_loss_weight: float = 1.0   # weight of the target layer's reconstruction MSE
     use_block_mse: bool = False               # end-to-end: MSE of later blocks' residuals (clean vs spliced)
     block_mse_weight: float = 0.1             # weight of each block-MSE term
     block_mse_layers: Optional[list[int]] = None  # layers for block MSE; None = every layer after the hook
@@ -318,7 +209,6 @@ class TrainingConfig(JSONConfig):
     kl_temperature: float = 1.0               # softmax temperature of that KL
     log_freq: int = 100                       # batches between progress-bar metric updates
     activation_batch_size: Optional[int] = 16 # sequences per SAE chunk inside a batch (memory); None = whole batch
-    max_text_length: int = 256                # token window length
     warmup_steps: int = 0                     # linear learning-rate warm-up steps (seed 001)
     lr_schedule: Literal["constant", "cosine", "linear"] = "constant"  # after warm-up
     grad_clip: Optional[float] = 1.0          # max gradient norm; None disables clipping
@@ -331,10 +221,8 @@ class TrainingConfig(JSONConfig):
     checkpoint_freq: int = 5                  # epochs between checkpoints
     eval_every: Optional[int] = None          # steps between validation passes; None = once per epoch
     normalize_decoder_every: int = 1          # steps between decoder-row normalisations (seed 001's "every N steps")
-    prepend_bos: bool = False                 # prepend BOS to every window
     drop_bos: bool = True                     # leave BOS positions out of the SAE's training rows
     sink_norm_factor: Optional[float] = None  # drop tokens whose norm exceeds this × the batch median (attention sinks)
-    device: str = field(default_factory=default_device)  # where model activations and the SAE live
     wandb: bool = False                       # log to Weights & Biases
     wandb_project: str = "sae-training"       # W&B project
     wandb_entity: Optional[str] = None        # W&B team or user
@@ -351,10 +239,10 @@ class TrainingConfig(JSONConfig):
 @patch
 def _validate(self:TrainingConfig):
     "Raise `ValueError` naming the bad field and the fix."
-    _check_pos(self, "num_epochs", "batch_size", "lr", "log_freq", "max_text_length", "grad_accum_steps",
+    _check_pos(self, "num_epochs", "batch_size", "lr", "log_freq", "grad_accum_steps",
                "checkpoint_freq", "normalize_decoder_every", "activation_batch_size", "max_steps", "eval_every",
                "grad_clip", "kl_temperature", "sink_norm_factor")
-    _check_nonneg(self, "l1_coefficient", "reconstruction_loss_weight", "block_mse_weight", "logit_kl_weight",
+    _check_nonneg(self, "block_mse_weight", "logit_kl_weight",
                   "warmup_steps", "num_dataloader_workers")
     if self.use_end_to_end and not (self.use_logit_kl or self.use_block_mse):
         raise ValueError("use_end_to_end=True needs use_logit_kl=True or use_block_mse=True (or both); "
@@ -368,11 +256,39 @@ def _validate(self:TrainingConfig):
     if self.block_mse_layers is not None: self.block_mse_layers = [int(l) for l in self.block_mse_layers]
 
 # %% ../nbs/00_config.ipynb #c7188b46
-_TRAIN_ALIASES = {"max_epochs": "num_epochs", "learning_rate": "lr", "l1_penalty_coeff": "l1_coefficient",
-                  "log_every": "log_freq", "eval_every_steps": "eval_every", "checkpoint_every": "checkpoint_freq",
+_TRAIN_ALIASES = {"max_epochs": "num_epochs", "learning_rate": "lr", "log_every": "log_freq", "eval_every_steps": "eval_every",
+                  "checkpoint_every": "checkpoint_freq",
                   "gradient_accumulation_steps": "grad_accum_steps"}
 
 TrainingConfig._aliases = _TRAIN_ALIASES   # seed 001's names: max_epochs, learning_rate, log_every, ...
+# loss weights, the training windows (context_size, prepend_bos) and the device are the SAE config's
+TrainingConfig._elsewhere = frozenset({"l1_coefficient", "l1_penalty_coeff", "reconstruction_loss_weight",
+                                       "max_text_length", "prepend_bos", "device"})
+
+# %% ../nbs/00_config.ipynb #239e6dfa
+@dataclass
+class AnalysisConfig(JSONConfig):
+    "Corpus limits, windows, examples, neighbours and thresholds of an SAE analysis."
+    batch_size: int = 8                       # windows per forward pass
+    max_texts: Optional[int] = None           # keep the first texts
+    max_tokens: Optional[int] = None          # keep whole texts up to this many tokens
+    max_length: Optional[int] = None          # tokens per window; None = the SAE's context_size (--full) or 256
+    eval_max_tokens: Optional[int] = 100_000  # --full: tokens for reconstruction + ablation; None = all
+    mean_ablation: bool = False               # also the mean-ablation loss
+    n_examples: int = 10                      # max-activating examples per feature in the summaries
+    context: int = 10                         # tokens either side of an example's peak
+    n_neighbors: int = 10                     # neighbours per feature (decoder, co-occurrence)
+    top_n: int = 20                           # running top-N per feature in the database (also purity's k)
+    similarity_metric: str = "cosine"         # see activation_db.compute_feature_similarity
+    cooccurrence_metric: str = "jaccard"      # see activation_db.compute_feature_cooccurrence
+    dead_threshold: float = 1e-5              # firing frequency below which a latent is rare (metrics.DEAD_THRESHOLD)
+    dense_threshold: float = 0.1              # firing frequency from which a latent is dense (metrics.DENSE_THRESHOLD)
+    tag: Optional[str] = None                 # suffix of the --full result files; None = a UTC timestamp
+
+    def __post_init__(self):
+        _check_pos(self, "batch_size", "max_texts", "max_tokens", "max_length", "eval_max_tokens", "n_examples",
+                   "n_neighbors", "top_n")
+        _check_nonneg(self, "context", "dead_threshold", "dense_threshold")
 
 # %% ../nbs/00_config.ipynb #aac8cdd1
 class SAEPreset(NamedTuple):
@@ -390,7 +306,6 @@ def _preset(model_name, load_config, sae_kw, train_kw, overrides) -> SAEPreset:
     load_config = {**load_config, **overrides.pop("load_config", {})}
     sae_kw = {**sae_kw, **{k: v for k,v in overrides.items() if k in sae_names}}
     train_kw = {**train_kw, **{k: v for k,v in overrides.items() if k in train_names and k not in sae_names}}
-    if "device" in overrides: train_kw["device"] = overrides["device"]
     if "d_sae" in overrides: sae_kw.pop("expansion_factor", None)
     return SAEPreset(model_name, load_config, SAEConfig(model_name=model_name, **sae_kw), TrainingConfig(**train_kw))
 
@@ -426,6 +341,8 @@ def qwen3_sae_config(model_name:str="Qwen/Qwen3-0.6B", # one of `QWEN3_MODELS`
     if model_name not in QWEN3_MODELS: raise ValueError(f"no Qwen3 preset for {model_name!r}; known: {list(QWEN3_MODELS)}")
     m = QWEN3_MODELS[model_name]
     return _preset(model_name, dict(dtype=m["dtype"]),
-                   dict(d_in=m["d_model"], expansion_factor=m["sae_expansion"], hook_layer=(m["n_layers"]-1)//2, top_k=top_k, architecture="batch_topk"),
-                   dict(batch_size=m["batch_size"], activation_batch_size=m["activation_batch_size"], max_text_length=m["max_text_length"],
-                        num_epochs=1, lr=1e-3), overrides)
+                   dict(d_in=m["d_model"], expansion_factor=m["sae_expansion"], hook_layer=(m["n_layers"]-1)//2,
+                        top_k=top_k, architecture="batch_topk", context_size=m["max_text_length"]),
+                   dict(batch_size=m["batch_size"], activation_batch_size=m["activation_batch_size"], num_epochs=1,
+                        lr=1e-3),
+                   overrides)

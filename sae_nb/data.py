@@ -19,7 +19,8 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
 from tqdm.auto import tqdm
 
-from .config import TrainingConfig, DTYPES, atomic_file, atomic_write_text, dtype_name
+from .config import TrainingConfig, DTYPES, dtype_name
+from .files import atomic_file, atomic_write_text
 from .models import Hook
 
 # %% auto #0
@@ -233,21 +234,11 @@ def process_textbooks(raw_dir:str|Path, # folder of Markdown chapters, e.g. hold
     return atomic_write_text(out_path, json.dumps(texts, ensure_ascii=False, indent=0))
 
 # %% ../nbs/03_data.ipynb #8cb51035
-def load_processed_data(path:str|Path, # JSON file holding a list of strings
+def load_processed_data(path:str|Path, # JSON file holding a list of strings (or any `sources.TextSource` path)
                        ) -> list[str]:
-    "Texts from a JSON `list[str]`; empty strings dropped (with a warning), every other problem a clear error."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"no processed data at {path}; run process_textbooks(raw_dir, '{path}') or pass a JSON file holding a list of strings")
-    try: data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{path} is not valid JSON ({e}); expected a JSON list of strings") from None
-    if not isinstance(data, list): raise ValueError(f"{path} holds a JSON {type(data).__name__}, expected a list of strings")
-    if not data: raise ValueError(f"{path} holds an empty list; expected at least one text")
-    bad = next((i for i, t in enumerate(data) if not isinstance(t, str)), None)
-    if bad is not None: raise ValueError(f"{path}: item {bad} is a {type(data[bad]).__name__} ({str(data[bad])[:40]!r}), expected every item to be a string")
-    texts = [t for t in data if t.strip()]
-    if len(texts) < len(data): warnings.warn(f"{path}: dropped {len(data) - len(texts)} empty or whitespace-only text(s) of {len(data)}")
-    if not texts: raise ValueError(f"{path} holds only empty strings; expected at least one non-empty text")
-    return texts
+    "Texts from a JSON `list[str]` through `sources.TextSource`: empty ones dropped (with a warning), the rest checked."
+    from sae_nb.sources import TextSource
+    return TextSource(path).texts()
 
 # %% ../nbs/03_data.ipynb #55f245f4
 def split_train_val(texts:Sequence[str], # the corpus

@@ -13,7 +13,8 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from .config import DTYPES, atomic_dir, atomic_write_text, dtype_name
+from .config import DTYPES, dtype_name
+from .files import atomic_dir, atomic_write_text
 
 # %% auto #0
 __all__ = ['CORPUS_VERSION', 'EOT', 'EMBEDDED_MODEL', 'EMBEDDED_RECIPE_VERSION', 'cache_dir', 'embedded_corpus',

@@ -16,7 +16,8 @@ from fastcore.basics import patch
 from torch.autograd.function import once_differentiable
 from safetensors.torch import load_file, save_file
 
-from .config import DTYPES, SAEConfig, atomic_dir, dtype_name
+from .config import DTYPES, SAEConfig, dtype_name
+from .files import atomic_dir
 
 # %% auto #0
 __all__ = ['SAE_CLASSES', 'WEIGHTS_FILE', 'LEGACY_WEIGHTS_FILE', 'CONFIG_FILE', 'HISTORY_FILE', 'SAELENS_CFG_FILE',

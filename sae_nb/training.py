@@ -18,11 +18,12 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, RandomSampler, Sampler, SequentialSampler
 from tqdm.auto import tqdm
 
-from .config import SAEConfig, TrainingConfig, atomic_dir, atomic_write_text
+from .config import SAEConfig, TrainingConfig
+from .files import atomic_dir, atomic_write_text
 from .models import Hook, resolve_hook, sae_hook
 from .sae import SAE, SAE_CLASSES
-from .data import (ActivationShardDataset, EpochSampler, WindowedTextDataset, as_token_batch, load_processed_data,
-                         make_dataloader, rank_world)
+from .data import (ActivationShardDataset, EpochSampler, WindowedTextDataset, load_processed_data, make_dataloader,
+                         rank_world)
 from .activations import iter_activations
 
 # %% auto #0
@@ -326,15 +327,14 @@ def _sae_chunks(sae:SAE, x:torch.Tensor, keep:Optional[torch.Tensor], config:Tra
     n_all = n_rows(slice(None))
     if n_all == 0: return None
     cs = config.activation_batch_size if x.ndim == 3 and config.activation_batch_size else len(x)
-    w_rec, c = config.reconstruction_loss_weight, sae.cfg
+    c = sae.cfg
     total, sums, recons = 0., {}, []
     fired = torch.zeros(sae.d_sae, dtype=torch.bool, device=x.device)
     for i in range(0, len(x), cs):
         xc, kc, n = x[i:i+cs], None if keep is None else keep[i:i+cs].to(x.device), n_rows(slice(i, i + cs))
         if n == 0: recons.append(xc.to(sae.dtype)); continue
         kw = {k: v[i:i+cs] for k, v in dict(probe_labels=probe_labels, seq_starts=seq_starts).items() if v is not None}
-        with ctx.autocast(): d = sae.training_forward(xc, mask=kc, l1_coefficient=config.l1_coefficient,
-                                                     reconstruction_coeff=w_rec, return_features=False, **kw)
+        with ctx.autocast(): d = sae.training_forward(xc, mask=kc, return_features=False, **kw)
         x_k = xc.reshape(-1, xc.shape[-1]).float() if kc is None else xc[kc].float()
         loss = d["loss"]
         w = n / n_all
@@ -342,7 +342,8 @@ def _sae_chunks(sae:SAE, x:torch.Tensor, keep:Optional[torch.Tensor], config:Tra
         else: total = total + loss * w
         sse, sst = d["recon_loss"] * (n * sae.d_in), (x_k - x_k.mean(0)).pow(2).sum().detach()   # recon_loss: the mean over the kept rows
         m = {"loss": loss.detach().float(), "recon_loss": d["recon_loss"], "l1_loss": d["l1_loss"], "l0": d["l0"],
-             "recon_contribution": w_rec * d["recon_loss"], "l1_contribution": config.l1_coefficient * d["sparsity_loss"],
+             "recon_contribution": c.reconstruction_coeff * d["recon_loss"],
+             "l1_contribution": c.l1_coefficient * d["sparsity_loss"],
              "aux_loss": d["aux_loss"], "aux_contribution": c.aux_penalty * d["aux_loss"], "sse": sse, "sst": sst,
              **{t: d[t] for t in _SAE_TERMS if getattr(c, _COEFF[t]) > 0}}
         for k, v in m.items(): sums[k] = sums.get(k, 0.) + (v if k in ("sse", "sst") else v * w)
@@ -840,9 +841,9 @@ def _frozen(model):
 
 # %% ../nbs/04_training.ipynb #be9da6d0
 def _prepare_sae(sae:SAE, config:TrainingConfig) -> SAE:
-    "Move the SAE to the training device (this process's GPU under torchrun) in train mode."
+    "Move the SAE to its config's device (this process's GPU under torchrun) in train mode."
     if not isinstance(sae, SAE): raise ValueError(f"sae must be an sae_nb SAE (sae.make_sae(cfg)), got {type(sae).__name__}")
-    dev = _device(config.device)
+    dev = _device(sae.cfg.device)
     if sae.device != dev: sae.to(dev); sae.cfg.device = str(dev)
     return sae.train()
 
@@ -945,18 +946,18 @@ class SAETrainer:
                  sae_class, # an SAE class (sae.BatchTopKSAE, ...) or an architecture name ('batch_topk', ...)
                  sae_config:SAEConfig, # the SAE; hook_layer None = the middle layer; d_in must be the hook's width
                  train_config:TrainingConfig, # optimisation, losses, logging
-                 device:Optional[str]=None, # overrides train_config.device
+                 device:Optional[str]=None, # overrides sae_config.device
                 ):
         if isinstance(sae_class, str):
             if sae_class not in SAE_CLASSES: raise ValueError(f"unknown SAE class {sae_class!r}; choose one of {list(SAE_CLASSES)} or pass a class")
             sae_class = SAE_CLASSES[sae_class]
         if getattr(model, "tokenizer", None) is None: raise ValueError("the model has no tokenizer; load it with models.load_model (or attach one)")
-        self.model, self.train_config = model, train_config if device is None else replace(train_config, device=device)
+        self.model, self.train_config = model, train_config
         hook = resolve_hook(model, sae_config.hook_layer, sae_config.hook_name)
         cfg = replace(sae_config, hook_layer=hook.layer, hook_name=hook.name, hook_spec=None,
-                      device=str(_device(self.train_config.device)),
-                      model_name=sae_config.model_name or model.cfg.model_name, prepend_bos=self.train_config.prepend_bos,
-                      context_size=self.train_config.max_text_length)
+                      device=str(_device(device or sae_config.device)),
+                      model_name=sae_config.model_name or model.cfg.model_name,
+                      context_size=sae_config.context_size or 256)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.train_config.seed)
             self.sae = sae_class(cfg)
@@ -970,12 +971,13 @@ def train(self:SAETrainer, texts, # training texts: a list of strings, or a JSON
           resume_from:Optional[str|Path]=None, progress:bool=True, checkpoint_every_steps:Optional[int]=None,
           export_dir:Optional[str|Path]=None, run_name:Optional[str]=None) -> dict:
     "Build windows and loaders from `texts` and train the SAE with `train_sae`; return the history."
-    c, tok = self.train_config, self.model.tokenizer
+    c, s, tok = self.train_config, self.sae.cfg, self.model.tokenizer
     load = lambda t: load_processed_data(t) if isinstance(t, (str, Path)) else t
-    ds = WindowedTextDataset(load(texts), tok, c.max_text_length, prepend_bos=c.prepend_bos, random_crop=True, seed=c.seed, progress=progress)
+    win = dict(prepend_bos=s.prepend_bos, progress=progress)          # the SAE config's windows
+    ds = WindowedTextDataset(load(texts), tok, s.context_size, random_crop=True, seed=c.seed, **win)
     val = None
     if val_texts is not None:
-        vds = WindowedTextDataset(load(val_texts), tok, c.max_text_length, prepend_bos=c.prepend_bos, random_crop=False, progress=progress)
+        vds = WindowedTextDataset(load(val_texts), tok, s.context_size, random_crop=False, **win)
         val = make_dataloader(vds, c, shuffle=False)
     return train_sae(self.sae, self.model, make_dataloader(ds, c, shuffle=True), c, checkpoint_dir=checkpoint_dir, checkpoint_freq=checkpoint_freq,
                      save_best=save_best, val_loader=val, resume_from=resume_from, progress=progress,

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-CLI = "import sys; from sae_nb.analysis import analyze_main; sys.exit(analyze_main(sys.argv[1:]))"
+CLI = "import sys; from sae_nb.cli import analyze_main; sys.exit(analyze_main(sys.argv[1:]))"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
 
 
@@ -68,7 +68,7 @@ def test_full(setup):
 
 def run_in_process(*args):
     "analyze_main in this process: (exit code, stdout, stderr)."
-    from sae_nb.analysis import analyze_main
+    from sae_nb.cli import analyze_main
     o, e = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -82,7 +82,7 @@ def run_in_process(*args):
     (["--sae-path", "{d}/sae", "--hook-name", "hook_nope"], "unknown hook_name 'hook_nope'"),
     (["--sae-path", "{d}/sae", "--layer", "0"], "is given blocks.0.hook_resid_post (d_in=64)"),
     (["--sae-path", "{d}/sae", "--model-name", "{d}/no-model"], "no model directory at"),
-    (["--sae-path", "{d}/sae", "--data-path", "{d}/none.json"], "no processed data at"),
+    (["--sae-path", "{d}/sae", "--data-path", "{d}/none.json"], "none.json does not exist"),
     (["--sae-path", "{d}/sae", "--batch-size", "0"], "must be >= 1"),
     (["--quick", "--full", "--sae-path", "{d}/sae"], "not allowed with argument"),
     (["--max-texts", "2"], "the following arguments are required: --sae-path"),

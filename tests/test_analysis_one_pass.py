@@ -37,7 +37,7 @@ def test_full_analysis_runs_the_model_once_per_batch(tmp_path, eval_max_tokens):
             out = run_comprehensive_analysis(model=model, sae=sae, texts=texts, data_source="test",
                                              batch_size=batch_size, max_length=max_length,
                                              eval_max_tokens=eval_max_tokens,
-                                             analysis_dir=tmp_path/"a", tag="t", dashboard=False, progress=False)
+                                             analysis_dir=tmp_path/"a", tag="t", progress=False)
     finally:
         del model.forward; metrics._writer = real_writer
     res = json.loads((out/"results/analysis_results_t.json").read_text())
