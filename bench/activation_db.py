@@ -75,20 +75,19 @@ def _model_sae(d_sae: int, sae_dir: str | None, model_name: str):
 # ---------------------------------------------------------------- child steps
 def child_forward(a) -> dict:
     import torch
-    from sae_nb.activation_db import _corpus_batches, _corpus_windows
+    from sae_nb.data import window_batches
     from sae_nb.models import get_activations
     model, sae, hook = _model_sae(a.d_sae, a.sae, a.model)
     texts, info = _corpus(a.forward_tokens, model.tokenizer)
     span = min(model.cfg.n_ctx, 256)                                # collect_all_activations' default window
     out = {"hook_spec": hook.spec, "n_layers": model.cfg.n_layers, "batch_size": a.batch_size, "max_length": span, **info}
-    ds, _ = _corpus_windows(model.tokenizer, texts, range(len(texts)), span, False)
-    batches = [(b.tokens, b.attention_mask, b.store) for b in _corpus_batches(ds, range(len(texts)), a.batch_size)]
-    n_real = sum(int(s.sum()) for _, _, s in batches)
+    batches = [(b.tokens, b.attention_mask) for b in window_batches(texts, model.tokenizer, span, a.batch_size)]
+    n_real = sum(int(m.sum()) for _, m in batches)
     for name, fn in [("to_hook", lambda t, m: get_activations(model, t, hook, attention_mask=m)),
                      ("full", lambda t, m: model(t, attention_mask=m, return_type="logits"))]:
         t0, c0 = time.time(), _cpu_s()
         with torch.no_grad():
-            for t, m, _ in batches: fn(t, m)
+            for t, m in batches: fn(t, m)
         out[f"forward_{name}_tokens_per_s"] = round(n_real / (time.time() - t0))
         out[f"forward_{name}_cpu_s"] = round(_cpu_s() - c0, 2)
     out["peak_rss_mib"] = round(_peak_rss_mib(), 1)

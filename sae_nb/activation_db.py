@@ -486,7 +486,8 @@ def _dist_info(distributed:bool|None) -> tuple[int, int]:
     return (0, 1) if distributed is False else rank_world()
 
 # %% ../nbs/05_activation_db.ipynb #b42fa7b0
-def _collection_setup(model, sae, texts, hook, batch_size, activation_threshold, max_length, top_n, prepend_bos) -> dict:
+def _collection_setup(model, sae, texts, hook, batch_size, activation_threshold, max_length, top_n,
+                      prepend_bos) -> dict:
     "Validate the arguments of a collection; return the resolved hook, window length and BOS choice."
     if isinstance(texts, str) or not isinstance(texts, Sequence): raise ValueError(f"texts must be a list of strings, got {type(texts).__name__}")
     if len(texts) == 0: raise ValueError("texts is empty; pass at least one text (e.g. sae_nb.models.embedded_corpus('val'))")
@@ -506,7 +507,7 @@ def _collection_setup(model, sae, texts, hook, batch_size, activation_threshold,
 
 # %% ../nbs/05_activation_db.ipynb #3dbeec0d
 class _DBConsumer:
-    "Consumer of the activation pass: the SAE's entries above `threshold` of every corpus token, appended to a `_Writer`."
+    "Consumer of the activation pass: the SAE's entries above `threshold` of every corpus token, into a `_Writer`."
     def __init__(self, root:Path, sae, hook:Hook, text_ids:Sequence[int], threshold:float, top_n:int, value_dtype:str):
         self.hooks, self.needs_logits, self.sae, self.threshold = [hook], False, sae, threshold
         self.writer, self.top = _Writer(root, sae.d_sae, value_dtype), _RunningTop(sae.d_sae, top_n, sae.device)
@@ -546,7 +547,8 @@ def _collect_into(root:Path, model, sae, texts, text_ids, setup:dict, batch_size
             raise ValueError(f"texts[{i}] is a {type(texts[i]).__name__}, not a str; pass a list of strings")
     db = _DBConsumer(root, sae, setup["hook"], text_ids, threshold, top_n, value_dtype)
     cs = [db, *consumers]
-    it = window_batches([texts[i] for i in text_ids], model.tokenizer, setup["max_length"], batch_size, setup["prepend_bos"])
+    it = window_batches([texts[i] for i in text_ids], model.tokenizer, setup["max_length"], batch_size,
+                        setup["prepend_bos"])
     kw = dict(sink_norm_factor=sink_norm_factor, progress=progress)
     run_consumers(model, _while(it, lambda: any(c.needs_logits for c in cs)), cs, **kw)   # with logits while asked
     run_consumers(model, it, cs, **kw)                                                      # then to the hook only
@@ -558,7 +560,8 @@ def _collection_meta(model, sae, setup:dict, threshold:float, sink_norm_factor, 
     "Provenance fields of the manifest."
     return {"model_name": model.cfg.model_name, "hook_spec": setup["hook"].spec, "sae_config": sae.cfg.to_dict(),
             "sae_class": type(sae).__name__, "activation_threshold": float(threshold), "max_length": setup["max_length"],
-            "prepend_bos": setup["prepend_bos"], "sink_norm_factor": sink_norm_factor, "n_sink_tokens": int(n_sinks), "world_size": world}
+            "prepend_bos": setup["prepend_bos"], "sink_norm_factor": sink_norm_factor, "n_sink_tokens": int(n_sinks),
+            "world_size": world}
 
 # %% ../nbs/05_activation_db.ipynb #c778b119
 def collect_all_activations(model, # a HookedTransformer with a tokenizer (sae_nb.models.load_model)
@@ -572,7 +575,7 @@ def collect_all_activations(model, # a HookedTransformer with a tokenizer (sae_n
                             top_n:int=20, # max-activating examples kept per feature during collection
                             value_dtype:Literal["float32", "float16"]="float32", # dtype of the stored activations
                             prepend_bos:bool|None=None, # BOS first in every window; default: the SAE's cfg.prepend_bos
-                            sink_norm_factor:float|None=None, # no features for tokens with norm > this × the batch median (e.g. 100)
+                            sink_norm_factor:float|None=None, # no features for norms > this × batch median (e.g. 100)
                             distributed:bool|None=None, # shard texts over torch.distributed ranks; None: when initialised
                             progress:bool=True, # tqdm bar (tokens/s)
                             consumers:Sequence=(), # more consumers of the same pass (this rank's share of it)
@@ -703,13 +706,16 @@ def _all_ok(err:str|None, what:str):
     bad = [(r, e) for r, e in enumerate(errs) if e]
     if bad: raise RuntimeError(f"{what} failed on rank(s) {[r for r, _ in bad]}: " + "; ".join(f"rank {r}: {e}" for r, e in bad))
 
-def _collect_distributed(save_path:Path, rank:int, world:int, model, sae, texts, setup:dict, args:tuple, progress:bool, consumers:Sequence=()):
+def _collect_distributed(save_path:Path, rank:int, world:int, model, sae, texts, setup:dict, args:tuple, progress:bool,
+                         consumers:Sequence=()):
     "Rank `rank` collects texts `rank::world` into its part; rank 0 merges the parts into `save_path`."
     parts, err = _parts_dir(save_path), None
     try:
         with atomic_dir(parts/f"rank{rank:05d}") as tmp:
-            c = _collect_into(tmp, model, sae, texts, range(rank, len(texts), world), *args, progress and rank == 0, consumers)
-            meta = {**_collection_meta(model, sae, setup, args[2], args[5], c.n_sinks, world), "rank": rank, "n_texts_total": len(texts)}
+            c = _collect_into(tmp, model, sae, texts, range(rank, len(texts), world), *args, progress and rank == 0,
+                              consumers)
+            meta = {**_collection_meta(model, sae, setup, args[2], args[5], c.n_sinks, world), "rank": rank,
+                    "n_texts_total": len(texts)}
             c.writer.close_part(meta, c.top.arrays())
     except Exception as e: err = f"{type(e).__name__}: {e}"
     try: _all_ok(err, "collection")

@@ -566,8 +566,9 @@ def analyze_feature_clusters(self:SAEAnalyzer, feature_idx:int, top_k:int=5, met
 class _Evaluation:
     "Consumer of the activation pass: reconstruction and ablation of `sae` on texts `< n_texts`, up to `max_tokens`."
     def __init__(self, model, sae:SAE, hook:Hook, n_texts:int, max_tokens:Optional[int], mean_ablation:bool=False):
-        self.hooks, self.model, self.sae, self.n_texts, self.max_tokens, self.mean = [hook], model, sae, n_texts, max_tokens, mean_ablation
-        self.rc, self.ab, self.n_tok, self.n_batches, self.done = metrics.ReconstructionStats(sae.d_in), metrics.AblationStats(), 0, 0, False
+        self.hooks, self.model, self.sae, self.n_texts, self.max_tokens = [hook], model, sae, n_texts, max_tokens
+        self.rc, self.ab, self.mean = metrics.ReconstructionStats(sae.d_in), metrics.AblationStats(), mean_ablation
+        self.n_tok = self.n_batches = 0; self.done = False
 
     @property
     def needs_logits(self) -> bool: return not self.done
@@ -591,14 +592,15 @@ def update(self:_Evaluation, a):
         runs = {"sae": x_hat, "zero": torch.zeros_like(x)}
         if self.mean: runs["mean"] = x.float().mean(0, keepdim=True).expand_as(x)
         for k, v in runs.items():                      # one intervened logits tensor alive at a time
-            self.ab.add(k, tokens, sel, a.logits, metrics._run_logits(self.model, tokens, real, [(spec, metrics._writer(v, pos))]))
+            spliced = metrics._run_logits(self.model, tokens, real, [(spec, metrics._writer(v, pos))])
+            self.ab.add(k, tokens, sel, a.logits, spliced)
     self.n_tok += int(pos.sum()); self.n_batches += 1
     self.done = self.max_tokens is not None and self.n_tok >= self.max_tokens
 
 @patch
 def result(self:_Evaluation) -> dict:
     "`evaluate_sae`'s `n_tokens`, `reconstruction` and `ablation`."
-    if not self.n_batches: raise ValueError("no batch had a token to evaluate (empty texts, or only first positions with prepend_bos)")
+    if not self.n_batches: raise ValueError("no token to evaluate (empty texts, or one-token windows with prepend_bos)")
     return dict(n_tokens=self.n_tok, reconstruction=self.rc.result(), ablation=self.ab.result())
 
 # %% ../nbs/07_analysis.ipynb #e7578dc5
@@ -670,7 +672,7 @@ def run_comprehensive_analysis(sae_path=None, # the SAE directory
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with atomic_dir(analysis_dir) as tmp:
         with st("activation database"):                 # and the evaluation: one pass over the corpus serves both
-            n_ev = len(_limit_texts(inp.texts, inp.model.tokenizer, None, c.eval_max_tokens))     # tokenize only to count
+            n_ev = len(_limit_texts(inp.texts, inp.model.tokenizer, None, c.eval_max_tokens))   # tokenize to count
             ev = _Evaluation(inp.model, inp.sae, inp.hook, n_ev, c.eval_max_tokens, c.mean_ablation)
             db = collect_all_activations(inp.model, inp.sae, inp.texts, inp.hook, c.batch_size,
                                          save_path=tmp/"activation_database", max_length=c.max_length, top_n=c.top_n,

@@ -711,10 +711,11 @@ def stream_collect(model, # a HookedTransformer with a tokenizer
     if bad := [i for i, t in enumerate(texts) if not isinstance(t, str)]:
         raise ValueError(f"texts[{bad[0]}] is a {type(texts[bad[0]]).__name__}; texts must be strings")
     tok, dev = model.tokenizer, sae.W_dec.device
-    col = ExampleCollector(sae.cfg.d_sae, n_examples, context, vocab_size=model.cfg.d_vocab, top_tokens=top_tokens, device=dev)
+    col = ExampleCollector(sae.cfg.d_sae, n_examples, context, vocab_size=model.cfg.d_vocab, top_tokens=top_tokens,
+                           device=dev)
     was_training = sae.training; sae.eval()
-    try: run_consumers(model, window_batches(texts, tok, max_length, batch_size, prepend_bos), [_Examples(sae, hook, col)],
-                       progress=progress)
+    try: run_consumers(model, window_batches(texts, tok, max_length, batch_size, prepend_bos),
+                       [_Examples(sae, hook, col)], progress=progress)
     finally: sae.train(was_training)
     col.hook_spec, col.decode = hook.spec, _decoder(tok)
     return col
