@@ -22,8 +22,8 @@ from .config import SAEConfig, TrainingConfig
 from .files import atomic_dir, atomic_write_text
 from .models import Hook, resolve_hook, sae_hook
 from .sae import SAE, SAE_CLASSES
-from .data import (ActivationShardDataset, EpochSampler, WindowedTextDataset, as_token_batch, load_processed_data,
-                         make_dataloader, rank_world)
+from .data import (ActivationShardDataset, EpochSampler, WindowedTextDataset, load_processed_data, make_dataloader,
+                         rank_world)
 from .activations import iter_activations
 
 # %% auto #0
