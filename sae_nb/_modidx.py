@@ -490,6 +490,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'sae_nb.data._check_strings': ('data.html#_check_strings', 'sae_nb/data.py'),
                              'sae_nb.data._clean_line': ('data.html#_clean_line', 'sae_nb/data.py'),
                              'sae_nb.data._drop_blocks': ('data.html#_drop_blocks', 'sae_nb/data.py'),
+                             'sae_nb.data._encode': ('data.html#_encode', 'sae_nb/data.py'),
                              'sae_nb.data._hard_split': ('data.html#_hard_split', 'sae_nb/data.py'),
                              'sae_nb.data._open_capture': ('data.html#_open_capture', 'sae_nb/data.py'),
                              'sae_nb.data._paragraphs': ('data.html#_paragraphs', 'sae_nb/data.py'),

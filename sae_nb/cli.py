@@ -234,10 +234,11 @@ def _say(*args, **kw):
 
 def _texts_from_args(a:argparse.Namespace, # parsed flags of `_add_source_args`
                      model=None, # the loaded model: its tokenizer renders chat records and bounds token ids
-                    ) -> list[str]:
-    "The texts of the source the flags name, saying where they come from."
-    src = _source_from_args(a)
-    texts = src.texts(*(() if model is None else (model.tokenizer, model.cfg.d_vocab)))
+                     token_ids:bool=False, # a pre-tokenized source gives token-id arrays (the windowing takes them)
+                    ) -> list:
+    "The documents of the source the flags name, saying where they come from."
+    src, tok = _source_from_args(a), () if model is None else (model.tokenizer, model.cfg.d_vocab)
+    texts = src.documents(*tok) if token_ids else src.texts(*tok)
     if src.path is None and src.dataset is None:
         _say(f"no --data-path: training on the embedded corpus (Python's bundled docs and docstrings, {len(texts):,} texts)")
     else: _say(f"{len(texts):,} texts from {src.name}")
@@ -280,7 +281,7 @@ def run_training(a:argparse.Namespace, # parsed `sae-train` flags
     if model is None:
         _say(f"loading {a.model_name} ...")
         model = load_model(a.model_name, progress=not a.quiet, **load_config_from_args(a))
-    texts = _texts_from_args(a, model) if texts is None else texts
+    texts = _texts_from_args(a, model, token_ids=True) if texts is None else texts
     train_texts, val_texts = split_train_val(texts, a.val_fraction, seed=a.seed)
     scfg = sae_config_for(model, a)
     run_name = a.run_name or default_run_name(a.model_name, scfg)
@@ -464,7 +465,7 @@ def capture_main(argv:Optional[Sequence[str]]=None) -> int:
         from sae_nb.models import load_model
         _source_from_args(a)
         model = load_model(a.model_name, progress=not a.quiet, **load_config_from_args(a))
-        texts = _texts_from_args(a, model)
+        texts = _texts_from_args(a, model, token_ids=True)
         hook = resolve_hook(model, a.hook_layer, a.hook_name, a.middle_layer_strategy)
         out = capture_activations(model, texts, hook, a.output_dir, tokens_per_shard=a.tokens_per_shard, batch_size=a.batch_size,
                                   max_length=a.max_text_length, drop_bos=a.drop_bos, sink_norm_factor=a.sink_norm_factor,
@@ -813,7 +814,7 @@ def run_main(argv:Optional[Sequence[str]]=None) -> int:
         check_sae_args(a); training_config_from_args(a); source = _source_from_args(a)
         t0 = time.time()
         model = load_model(a.model_name, progress=not a.quiet, **load_config_from_args(a))
-        texts = _texts_from_args(a, model)
+        texts = _texts_from_args(a, model, token_ids=a.analysis_data_path is not None)   # analysis reads text
         res = run_training(a, texts=texts, model=model)
         if not is_main_process(): return 0
         t1 = time.time()
