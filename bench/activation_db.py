@@ -61,14 +61,14 @@ def _corpus(n_tokens: int, tokenizer) -> tuple[list, dict]:
 def _model_sae(d_sae: int, sae_dir: str | None, model_name: str):
     import torch
     from sae_nb.config import SAEConfig
-    from sae_nb.models import hook_d_in, load_model, resolve_hook, tiny_random_model
+    from sae_nb.models import load_model, resolve_hook, sae_hook, tiny_random_model
     from sae_nb.sae import TopKSAE, load_sae
     model = tiny_random_model() if model_name == "random" else load_model(model_name, device="cpu")
-    if sae_dir: sae = load_sae(sae_dir); return model, sae, sae.cfg.hook_spec
+    if sae_dir: sae = load_sae(sae_dir); return model, sae, sae_hook(model, sae)
     hook = resolve_hook(model)
     torch.manual_seed(0)
-    sae = TopKSAE(SAEConfig(d_in=hook_d_in(model, hook), d_sae=d_sae, top_k=32, architecture="topk", device="cpu",
-                            hook_layer=int(hook.split(".")[1]), hook_name=hook.split(".", 2)[2])).eval()
+    sae = TopKSAE(SAEConfig(d_in=hook.d_in, d_sae=d_sae, top_k=32, architecture="topk", device="cpu",
+                            hook_layer=hook.layer, hook_name=hook.name)).eval()
     return model, sae, hook
 
 
@@ -80,7 +80,7 @@ def child_forward(a) -> dict:
     model, sae, hook = _model_sae(a.d_sae, a.sae, a.model)
     texts, info = _corpus(a.forward_tokens, model.tokenizer)
     span = min(model.cfg.n_ctx, 256)                                # collect_all_activations' default window
-    out = {"hook_spec": hook, "n_layers": model.cfg.n_layers, "batch_size": a.batch_size, "max_length": span, **info}
+    out = {"hook_spec": hook.spec, "n_layers": model.cfg.n_layers, "batch_size": a.batch_size, "max_length": span, **info}
     ds, _ = _corpus_windows(model.tokenizer, texts, range(len(texts)), span, False)
     batches = [(b.tokens, b.attention_mask, b.store) for b in _corpus_batches(ds, range(len(texts)), a.batch_size)]
     n_real = sum(int(s.sum()) for _, _, s in batches)
@@ -104,7 +104,7 @@ def child_collect(a) -> dict:
     db = collect_all_activations(model, sae, texts, hook, batch_size=a.batch_size, save_path=a.db, progress=False)
     wall = time.time() - t0
     size = sum(p.stat().st_size for p in Path(a.db).rglob("*") if p.is_file())
-    return {"d_sae": sae.d_sae, "top_k": sae.cfg.top_k, "hook_spec": hook, "batch_size": a.batch_size, **info,
+    return {"d_sae": sae.d_sae, "top_k": sae.cfg.top_k, "hook_spec": hook.spec, "batch_size": a.batch_size, **info,
             "n_tokens": db.n_tokens, "nnz": db.nnz, "wall_s": round(wall, 1), "cpu_s": round(_cpu_s() - c0, 1),
             "tokens_per_s": round(db.n_tokens / wall), "tokens_per_cpu_s": round(db.n_tokens / (_cpu_s() - c0)),
             "rss_before_collect_mib": round(cur0, 1), "peak_rss_before_collect_mib": round(rss0, 1), "peak_rss_mib": round(_peak_rss_mib(), 1),

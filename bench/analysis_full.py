@@ -35,11 +35,11 @@ def corpus(tokenizer, n_tokens: int) -> list[str]:
     return out
 
 
-def train_sae(model, hook: str, d_sae: int, k: int, steps: int, batch_tokens: int = 4096, seed: int = 0):
+def train_sae(model, hook, d_sae: int, k: int, steps: int, batch_tokens: int = 4096, seed: int = 0):
     "A TopK SAE trained for `steps` Adam steps on activations of the embedded training split."
     torch.manual_seed(seed)
-    sae = make_sae(SAEConfig(d_in=model.cfg.d_model, d_sae=d_sae, architecture="topk", top_k=k, hook_layer=int(hook.split(".")[1]),
-                             hook_name=hook.split(".", 2)[2], model_name=EMBEDDED_MODEL, n_batches_to_dead=50, device="cpu"))
+    sae = make_sae(SAEConfig(d_in=model.cfg.d_model, d_sae=d_sae, architecture="topk", top_k=k, hook_layer=hook.layer,
+                             hook_name=hook.name, model_name=EMBEDDED_MODEL, n_batches_to_dead=50, device="cpu"))
     ids = model.tokenizer(embedded_corpus("train")[:600], add_special_tokens=False)["input_ids"]
     stream = torch.tensor([i for t in ids for i in t])
     rows = stream[: len(stream) // 128 * 128].view(-1, 128)
@@ -65,7 +65,7 @@ def prepare(a, d: Path):
     t = time.time(); sae, hist = train_sae(model, hook, a.d_sae, a.top_k, a.train_steps); train_s = time.time() - t
     sae.save(d/"sae", history=hist)
     (d/"texts.json").write_text(json.dumps(corpus(model.tokenizer, a.tokens)))
-    (d/"prepare.json").write_text(json.dumps({"hook": hook, "sae_train_seconds": round(train_s, 1)}))
+    (d/"prepare.json").write_text(json.dumps({"hook": hook.spec, "sae_train_seconds": round(train_s, 1)}))
 
 
 def main(argv=None):

@@ -48,7 +48,7 @@ def worker(a):
     hook = resolve_hook(model)
     texts = _corpus(model.tokenizer, a.tokens) if a.phase != "stream" else None
     base_rss = _rss_mb()
-    res = dict(phase=a.phase, model=kind, model_name=model.cfg.model_name, hook=hook, d_in=model.cfg.d_model,
+    res = dict(phase=a.phase, model=kind, model_name=model.cfg.model_name, hook=hook.spec, d_in=model.cfg.d_model,
                threads=torch.get_num_threads(), baseline_rss_mb=round(base_rss, 1))
     if a.phase == "capture":
         t = time.perf_counter()

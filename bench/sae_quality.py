@@ -39,13 +39,13 @@ def train_sae_nb(arch, train, a):
     "sae_nb's own loop on the cached rows (batches in the given order); returns the SAE in eval mode."
     torch.manual_seed(a.seed)
     kw = dict(top_k=a.k) if "topk" in arch else dict(jumprelu_sparsity="quadratic", target_l0=a.k, jumprelu_bandwidth=0.05,
-                                                      jumprelu_init_threshold=0.1, pre_act_loss_coeff=a.pre_act_loss)
+                                                      jumprelu_init_threshold=0.1, pre_act_loss_coeff=a.pre_act_loss,
+                                                      l1_coefficient=a.l0_coeff * a.d_sae / train.shape[1])
     if arch == "matryoshka_batch_topk": kw["matryoshka_widths"] = widths(a)
     cfg = SAEConfig(d_in=train.shape[1], d_sae=a.d_sae, architecture=arch, device="cpu", hook_layer=LAYER,
-                    n_batches_to_dead=a.dead_window, **kw)
+                    n_batches_to_dead=a.dead_window, b_dec_init="geometric_median", **kw)
     sae = make_sae(cfg)
-    tc = TrainingConfig(num_epochs=1, batch_size=a.batch, lr=a.lr, use_end_to_end=False, device="cpu", seed=a.seed,
-                        l1_coefficient=a.l0_coeff * a.d_sae / train.shape[1] if arch == "jumprelu" else 0.0)
+    tc = TrainingConfig(num_epochs=1, batch_size=a.batch, lr=a.lr, use_end_to_end=False, device="cpu", seed=a.seed)
     train_on_activations(sae, list(train.split(a.batch)), tc, progress=False)
     return sae.eval(), sae
 

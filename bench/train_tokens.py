@@ -40,14 +40,13 @@ def main(argv=None):
     if a.threads: torch.set_num_threads(a.threads)
 
     from sae_nb.config import SAEConfig, TrainingConfig
-    from sae_nb.models import load_model, tiny_random_model, embedded_corpus, resolve_hook, hook_d_in, get_activations, parse_hook_spec
+    from sae_nb.models import load_model, tiny_random_model, embedded_corpus, resolve_hook, get_activations
     from sae_nb.sae import make_sae
     from sae_nb.data import WindowedTextDataset, make_dataloader
     from sae_nb.training import train_sae
 
     model = tiny_random_model(device=a.device) if a.model == "tiny-random" else load_model(a.model, device=a.device)
     hook = resolve_hook(model)
-    layer, name = parse_hook_spec(hook)
     cfg = TrainingConfig(batch_size=a.batch_size, max_text_length=a.max_len, num_epochs=1, max_steps=a.batches, use_end_to_end=False,
                          activation_batch_size=a.activation_batch_size, log_freq=10**9, device=a.device, seed=0, use_amp=a.amp)
     ds = WindowedTextDataset(embedded_corpus("train"), model.tokenizer, a.max_len, seed=0, progress=False)
@@ -66,8 +65,8 @@ def main(argv=None):
     def trainer(c):
         def run():
             torch.manual_seed(0)
-            sae = make_sae(SAEConfig(d_in=hook_d_in(model, hook), expansion_factor=a.expansion, architecture=a.arch,
-                                     top_k=a.top_k if "topk" in a.arch else None, hook_layer=layer, hook_name=name, device=a.device))
+            sae = make_sae(SAEConfig(d_in=hook.d_in, expansion_factor=a.expansion, architecture=a.arch,
+                                     top_k=a.top_k if "topk" in a.arch else None, hook_layer=hook.layer, hook_name=hook.name, device=a.device))
             train_sae(sae, model, batches, c, save_best=False, progress=False)
             sync()
         return run
@@ -83,8 +82,8 @@ def main(argv=None):
             "train_kl": timed(trainer(replace(cfg, use_end_to_end=True, use_logit_kl=True))),
             "train_kl_block": timed(trainer(replace(cfg, use_end_to_end=True, use_logit_kl=True, use_block_mse=True)))}
     tps = {k: n_tokens / v for k, v in rows.items()}
-    res = dict(model=model.cfg.model_name, hook=hook, device=a.device, threads=torch.get_num_threads(), batch_size=a.batch_size,
-               max_len=a.max_len, batches=a.batches, tokens=n_tokens, arch=a.arch, d_sae=int(round(a.expansion * hook_d_in(model, hook))),
+    res = dict(model=model.cfg.model_name, hook=hook.spec, device=a.device, threads=torch.get_num_threads(), batch_size=a.batch_size,
+               max_len=a.max_len, batches=a.batches, tokens=n_tokens, arch=a.arch, d_sae=int(round(a.expansion * hook.d_in)),
                top_k=a.top_k, amp=a.amp, tokens_per_s={k: round(v, 1) for k, v in tps.items()},
                ratio_train_vs_forward=round(tps["train"] / tps["forward_to_hook"], 3),
                ratio_kl_vs_train=round(tps["train_kl"] / tps["train"], 3), ratio_kl_block_vs_train=round(tps["train_kl_block"] / tps["train"], 3))

@@ -17,9 +17,9 @@ from numpy.lib import format as npf
 from scipy import sparse
 from tqdm.auto import tqdm
 
-from .config import atomic_dir, atomic_file, atomic_write_text, to_json
+from .files import atomic_dir, atomic_file, atomic_write_text, to_json
 from .data import WindowedTextDataset, bos_token_id_of, pad_collate, rank_world
-from .models import get_activations, parse_hook_spec
+from .models import Hook, get_activations, resolve_hook, sae_hook
 
 # %% auto #0
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'MANIFEST', 'TOKENIZER_DIR', 'SimilarityMetric', 'CooccurrenceMetric', 'TokenMetadata',
@@ -372,7 +372,7 @@ class TokenMetadata:
 
 _ARRAYS = ("csr_indptr", "csr_indices", "csr_data", "csc_indptr", "csc_indices", "csc_data", *_TOKEN_ARRAYS, "text_offsets",
            "feature_count", "feature_max", "feature_sum", "feature_sum_sq", "top_values", "top_tokens")
-_REBUILD = "rebuild it with collect_all_activations(model, sae, texts, hook_spec, save_path=...)"
+_REBUILD = "rebuild it with collect_all_activations(model, sae, texts, save_path=...)"
 
 class ActivationDatabase:
     "SAE activations of a corpus, token × feature, memory-mapped from a directory of `.npy` files."
@@ -531,17 +531,12 @@ def _dist_info(distributed:bool|None) -> tuple[int, int]:
     return (0, 1) if distributed is False else rank_world()
 
 # %% ../nbs/05_activation_db.ipynb #b42fa7b0
-def _collection_setup(model, sae, texts, hook_spec, batch_size, activation_threshold, max_length, top_n, prepend_bos, sink_threshold) -> dict:
+def _collection_setup(model, sae, texts, hook, batch_size, activation_threshold, max_length, top_n, prepend_bos, sink_threshold) -> dict:
     "Validate the arguments of a collection; return the resolved hook, window length and BOS choice."
     if isinstance(texts, str) or not isinstance(texts, Sequence): raise ValueError(f"texts must be a list of strings, got {type(texts).__name__}")
     if len(texts) == 0: raise ValueError("texts is empty; pass at least one text (e.g. sae_nb.models.embedded_corpus('val'))")
     if getattr(model, "tokenizer", None) is None: raise ValueError("the model has no tokenizer (model.tokenizer is None); load it with sae_nb.models.load_model, which attaches one")
-    sae_hook = sae.cfg.hook_spec
-    if hook_spec is None and sae_hook is None: raise ValueError("no hook_spec: pass hook_spec='blocks.<layer>.<hook_name>' (the SAE's config does not name one)")
-    if hook_spec is not None and sae_hook is not None and hook_spec != sae_hook:
-        raise ValueError(f"hook_spec={hook_spec!r} differs from the hook the SAE was trained on ({sae_hook!r}); use the SAE's hook (hook_spec=None)")
-    hook_spec = hook_spec or sae_hook
-    parse_hook_spec(hook_spec)
+    hook = sae_hook(model, sae, hook)
     if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size={batch_size!r} must be an int >= 1")
     if not isinstance(top_n, int) or top_n < 1: raise ValueError(f"top_n={top_n!r} must be an int >= 1 (examples kept per feature)")
     if not (activation_threshold >= 0 and math.isfinite(activation_threshold)):
@@ -553,7 +548,7 @@ def _collection_setup(model, sae, texts, hook_spec, batch_size, activation_thres
     if max_length is None: max_length = min(n_ctx, getattr(sae.cfg, "context_size", None) or 256)
     if not isinstance(max_length, int) or max_length < 1 + bool(prepend_bos) or max_length > n_ctx:
         raise ValueError(f"max_length={max_length!r} must be an int in [{1 + bool(prepend_bos)}, {n_ctx}] ({model.cfg.model_name} has a context of {n_ctx} tokens)")
-    return dict(hook_spec=hook_spec, max_length=max_length, prepend_bos=bool(prepend_bos))
+    return dict(hook=hook, max_length=max_length, prepend_bos=bool(prepend_bos))
 
 # %% ../nbs/05_activation_db.ipynb #3dbeec0d
 def _sink_mask(acts:torch.Tensor, store:torch.Tensor, ratio:float) -> torch.Tensor:
@@ -567,7 +562,7 @@ def _sink_mask(acts:torch.Tensor, store:torch.Tensor, ratio:float) -> torch.Tens
 def _collect_batch(model, sae, batch:_Batch, setup:dict, writer:_Writer, top:_RunningTop, threshold:float, sink_threshold:float|None) -> tuple[int, int]:
     "Run one batch of windows and append it to `writer`; return `(tokens stored, sink tokens)`."
     dev = model.cfg.device
-    acts = get_activations(model, batch.tokens.to(dev), setup["hook_spec"], attention_mask=batch.attention_mask.to(dev))
+    acts = get_activations(model, batch.tokens.to(dev), setup["hook"], attention_mask=batch.attention_mask.to(dev))
     store = batch.store.to(acts.device)
     sinks = _sink_mask(acts, store, sink_threshold) if sink_threshold else torch.zeros_like(store)
     x_ND, sink_N = acts[store].to(sae.device), sinks[store].to(sae.device)
@@ -602,7 +597,7 @@ def _collect_into(root:Path, model, sae, texts, text_ids, setup:dict, batch_size
 # %% ../nbs/05_activation_db.ipynb #b5f25470
 def _collection_meta(model, sae, setup:dict, threshold:float, sink_threshold, n_sinks:int, world:int) -> dict:
     "Provenance fields of the manifest."
-    return {"model_name": model.cfg.model_name, "hook_spec": setup["hook_spec"], "sae_config": sae.cfg.to_dict(),
+    return {"model_name": model.cfg.model_name, "hook_spec": setup["hook"].spec, "sae_config": sae.cfg.to_dict(),
             "sae_class": type(sae).__name__, "activation_threshold": float(threshold), "max_length": setup["max_length"],
             "prepend_bos": setup["prepend_bos"], "sink_threshold": sink_threshold, "n_sink_tokens": int(n_sinks), "world_size": world}
 
@@ -610,7 +605,7 @@ def _collection_meta(model, sae, setup:dict, threshold:float, sink_threshold, n_
 def collect_all_activations(model, # a HookedTransformer with a tokenizer (sae_nb.models.load_model)
                             sae, # an SAE from sae_nb.sae; put in eval mode while collecting
                             texts:Sequence[str], # the corpus
-                            hook_spec:str|None=None, # e.g. 'blocks.6.hook_resid_post'; default: the SAE's
+                            hook:Hook|None=None, # where the SAE reads (models.resolve_hook); default: the SAE's
                             batch_size:int=8, # windows per forward pass
                             activation_threshold:float=0.0, # store activations strictly above this
                             save_path:str|Path|None=None, # database directory (replaced atomically); default: a new temporary directory
@@ -623,7 +618,7 @@ def collect_all_activations(model, # a HookedTransformer with a tokenizer (sae_n
                             progress:bool=True, # tqdm bar (tokens/s)
                            ) -> ActivationDatabase:
     "Run `texts` through `model` and `sae`, streaming the sparse token × feature activations into a database on disk."
-    setup = _collection_setup(model, sae, texts, hook_spec, batch_size, activation_threshold, max_length, top_n, prepend_bos, sink_threshold)
+    setup = _collection_setup(model, sae, texts, hook, batch_size, activation_threshold, max_length, top_n, prepend_bos, sink_threshold)
     if value_dtype not in ("float32", "float16"): raise ValueError(f"value_dtype={value_dtype!r} is not 'float32' or 'float16'")
     rank, world = _dist_info(distributed)
     if save_path is None:

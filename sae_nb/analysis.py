@@ -4,7 +4,8 @@
 
 # %% ../nbs/07_analysis.ipynb #c2f91bf5
 from __future__ import annotations
-import argparse, gc, json, math, platform, sys, time, warnings
+import gc, json, math, platform, sys, time, warnings
+from dataclasses import replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -15,49 +16,40 @@ import torch
 from fastcore.basics import patch
 from torch.utils.data import DataLoader
 
-from .config import atomic_dir, atomic_file, atomic_write_text, default_device, run_cli, to_json
-from .models import embedded_corpus, load_model, parse_hook_spec
+from .config import AnalysisConfig, default_device
+from .files import atomic_dir, atomic_file, atomic_write_text, to_json
+from .models import Hook, check_sae_hook, embedded_corpus, load_model, resolve_hook, sae_hook
 from .sae import SAE, load_sae, from_saelens
 from .data import WindowedTextDataset, load_processed_data, pad_collate, pad_token_id_of
-from .metrics import (DEAD_THRESHOLD, DENSE_THRESHOLD, SparsityMetrics, SparsityStats, check_sae_fits_model, compute_ce_loss,
+from .metrics import (DEAD_THRESHOLD, DENSE_THRESHOLD, SparsityMetrics, SparsityStats, compute_ce_loss,
                             decoder_decorrelation, evaluate_sae, feature_purity, find_dead_features)
 from . import metrics
 
 # %% auto #0
 __all__ = ['AnalysisInputs', 'load_texts', 'resolve_analysis_inputs', 'token_batches', 'run_quick_analysis', 'format_summary',
            'plot_training_history', 'plot_l0_histogram', 'plot_feature_density', 'plot_feature_histograms',
-           'plot_ablation', 'sparsity_from_database', 'feature_summaries', 'SAEAnalyzer', 'run_comprehensive_analysis',
-           'analysis_report', 'analyze_parser', 'analyze_main']
+           'plot_ablation', 'sparsity_from_database', 'logit_lens', 'feature_summaries', 'SAEAnalyzer',
+           'run_comprehensive_analysis', 'analysis_report']
 
 # %% ../nbs/07_analysis.ipynb #3b947ef9
 class AnalysisInputs(NamedTuple):
     "Everything an analysis runs on."
     model: object           # the HookedTransformer
     sae: SAE                # the SAE, on the model's device, in eval mode
-    hook_spec: str          # where the SAE reads, e.g. blocks.6.hook_resid_post
+    hook: Hook              # where the SAE reads (models.resolve_hook)
     model_name: str         # what `load_model` was given (or the loaded model's name)
     texts: list             # the corpus
     data_source: str        # the data file, or a description of the default corpus
     sae_path: Optional[str] # the SAE directory (None for an SAE passed in memory)
 
 # %% ../nbs/07_analysis.ipynb #8c93add5
-def _hook_from(sae:SAE, layer, hook_name) -> str:
-    "The hook spec to analyse: the SAE's own unless `layer`/`hook_name` say otherwise (then they must agree with it)."
-    own = sae.cfg.hook_spec
-    if layer is None and hook_name is None:
-        if own is None: raise ValueError("the SAE's config.json has no hook (hook_layer is null); pass layer= and hook_name= (e.g. --layer 6 --hook-name hook_resid_post)")
-        return own
-    if layer is None and sae.cfg.hook_layer is None: raise ValueError(f"hook_name={hook_name!r} given but no layer, and the SAE's config has none; pass layer=")
+def _hook_from(model, sae:SAE, layer, hook_name) -> Hook:
+    "The hook to analyse: the SAE's own unless `layer`/`hook_name` say otherwise (then they must agree with it)."
+    if layer is None and hook_name is None: return sae_hook(model, sae)
+    if layer is None and sae.cfg.hook_layer is None:
+        raise ValueError(f"hook_name={hook_name!r} given but no layer, and the SAE's config has none; pass layer=")
     layer = sae.cfg.hook_layer if layer is None else layer
-    if isinstance(layer, str):
-        if not layer.strip().isdigit(): raise ValueError(f"layer={layer!r} is not a layer index (0, 1, ...)")
-        layer = int(layer)
-    name = (hook_name or sae.cfg.hook_name).removeprefix(f"blocks.{layer}.")
-    spec = f"blocks.{layer}.{name}"
-    if own is not None and spec != own:
-        raise ValueError(f"the SAE was trained on {own} but layer={layer}, hook_name={name!r} select {spec}; "
-                         f"omit layer/hook_name to use the SAE's hook, or pass the SAE trained on {spec}")
-    return spec
+    return check_sae_hook(sae, resolve_hook(model, layer, hook_name or sae.cfg.hook_name))
 
 # %% ../nbs/07_analysis.ipynb #6fa0ee94
 def _limit_texts(texts:list, tokenizer, max_texts:Optional[int], max_tokens:Optional[int]) -> list:
@@ -111,7 +103,6 @@ def resolve_analysis_inputs(sae_path=None, # the SAE directory (ours or SAELens'
     if sae is None:
         if sae_path is None: raise ValueError("sae_path is required: the directory written by SAE.save() (weights.safetensors, config.json)")
         sae = load_sae(sae_path, device=device or (model.cfg.device if model is not None else default_device()))
-    spec = _hook_from(sae, layer, hook_name)
     if model is None:
         model_name = model_name or sae.cfg.model_name
         if not model_name: raise ValueError("the SAE's config.json names no model_name; pass model_name= (the model the SAE was trained on)")
@@ -119,11 +110,11 @@ def resolve_analysis_inputs(sae_path=None, # the SAE directory (ours or SAELens'
     else: model_name = model_name or model.cfg.model_name
     if sae.cfg.model_name and model_name and Path(str(model_name)).name != Path(str(sae.cfg.model_name)).name:
         warnings.warn(f"the SAE was trained on model {sae.cfg.model_name!r} but is analysed on {model_name!r}")
-    check_sae_fits_model(model, sae, spec)
+    hook = _hook_from(model, sae, layer, hook_name)
     sae = sae.to(model.cfg.device).eval()
     out = _limit_texts(texts, model.tokenizer, max_texts, max_tokens)
     if len(out) < len(texts): src += f"; first {len(out)} of {len(texts)} texts"
-    return AnalysisInputs(model, sae, spec, str(model_name), out, src, None if sae_path is None else str(sae_path))
+    return AnalysisInputs(model, sae, hook, str(model_name), out, src, None if sae_path is None else str(sae_path))
 
 # %% ../nbs/07_analysis.ipynb #4a70e136
 def token_batches(model, # a HookedTransformer with a tokenizer
@@ -141,7 +132,7 @@ def token_batches(model, # a HookedTransformer with a tokenizer
 def _run_info(inp:AnalysisInputs) -> dict:
     "What was analysed."
     c = inp.sae.cfg
-    return dict(model_name=inp.model_name, sae_path=inp.sae_path, hook_spec=inp.hook_spec, architecture=c.architecture, d_in=c.d_in,
+    return dict(model_name=inp.model_name, sae_path=inp.sae_path, hook_spec=inp.hook.spec, architecture=c.architecture, d_in=c.d_in,
                 d_sae=c.d_sae, top_k=c.top_k, data_source=inp.data_source, n_texts=len(inp.texts), device=str(inp.model.cfg.device))
 
 def _decorrelation(sae:SAE) -> dict:
@@ -160,26 +151,24 @@ def _saved(res:dict, path=None) -> dict:
     return json.loads(to_json(res, path, indent=2))
 
 # %% ../nbs/07_analysis.ipynb #553f1018
-def run_quick_analysis(model_name:Optional[str]=None, # default: the SAE's config
-                       sae_path=None, # the SAE directory
+def run_quick_analysis(sae_path=None, # the SAE directory
+                       config:Optional[AnalysisConfig]=None, # batch size, corpus limits, window, thresholds
+                       model_name:Optional[str]=None, # default: the SAE's config
                        layer:Optional[int]=None, # default: the SAE's hook layer
                        hook_name:Optional[str]=None, # default: the SAE's hook name
                        data_path=None, # JSON list[str]; None = embedded_corpus('val')
-                       batch_size:int=8, # windows per batch
                        output=None, # write the results JSON here
-                       max_texts:Optional[int]=None, # keep the first texts
-                       max_tokens:Optional[int]=None, # keep whole texts up to this many tokens
-                       max_length:int=256, # tokens per window
-                       mean_ablation:bool=False, # also splice in the mean activation
-                       dead_threshold:float=DEAD_THRESHOLD, # see metrics.find_dead_features
                        device:Optional[str]=None, model=None, sae:Optional[SAE]=None,
-                       texts:Optional[Sequence[str]]=None, data_source:Optional[str]=None, # the corpus in memory instead of data_path
-                       progress:bool=True) -> dict:
+                       texts:Optional[Sequence[str]]=None, data_source:Optional[str]=None, # the corpus in memory
+                       progress:bool=True,
+                       **overrides) -> dict: # `AnalysisConfig` fields, e.g. max_texts=6
     "Sparsity, dead latents, reconstruction and ablation (loss recovered, KL) in one pass; no activation database."
-    t0 = time.time()
-    inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, max_texts, max_tokens, device, model, sae, texts, data_source)
-    batches = token_batches(inp.model, inp.texts, batch_size, max_length, bool(inp.sae.cfg.prepend_bos), progress)
-    ev = evaluate_sae(inp.model, inp.sae, batches, inp.hook_spec, mean_ablation=mean_ablation, dead_threshold=dead_threshold, progress=progress)
+    t0, c = time.time(), replace(config or AnalysisConfig(), **overrides)
+    inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, c.max_texts, c.max_tokens, device, model, sae,
+                                  texts, data_source)
+    batches = token_batches(inp.model, inp.texts, c.batch_size, c.max_length or 256, bool(inp.sae.cfg.prepend_bos), progress)
+    ev = evaluate_sae(inp.model, inp.sae, batches, inp.hook, mean_ablation=c.mean_ablation, dead_threshold=c.dead_threshold,
+                      progress=progress)
     res = dict(mode="quick", **_run_info(inp), **_eval_results(ev, inp.sae), skip_first=ev["skip_first"], seconds=round(time.time() - t0, 2),
                created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return _saved(res, output)
@@ -343,6 +332,36 @@ def sparsity_from_database(db, # an `ActivationDatabase`
         st.update_csr(db.csr_indptr[r0:r1 + 1], db.csr_indices, db.csr_data)
     return st.result(dead_threshold, dense_threshold)
 
+# %% ../nbs/07_analysis.ipynb #ba937fc8
+@torch.no_grad()
+def logit_lens(sae, # an SAE (its `W_dec [d_sae, d_in]`) or that matrix
+               model, # a HookedTransformer (its `W_U [d_model, d_vocab]` and tokenizer) or that matrix
+               k:int=10, # tokens kept each way
+               features:Optional[Iterable[int]]=None, # default: all
+               decode=None, # token ids -> strings (default: the model's tokenizer, one id at a time)
+               batch_size:int=1024) -> dict[int, dict]:
+    "Feature → `{promoted: [[token, logit], ...], suppressed: [...]}` from `W_dec @ W_U`."
+    W_dec, W_U = getattr(sae, "W_dec", sae), getattr(model, "W_U", model)
+    if W_dec.shape[1] != W_U.shape[0]:
+        raise ValueError(f"logit lens needs the SAE's d_in ({W_dec.shape[1]}) to equal the model's d_model ({W_U.shape[0]}); "
+                         f"it applies to residual-stream hooks only")
+    if decode is None:
+        tok = getattr(model, "tokenizer", None)
+        if tok is None: raise ValueError("pass decode= (token ids -> strings) when model is a matrix")
+        decode = lambda ids: [tok.decode([int(i)]) for i in ids]
+    feats = list(range(W_dec.shape[0]) if features is None else features)
+    k = min(k, W_U.shape[1]); out, strs = {}, {}
+    for s in range(0, len(feats), batch_size):
+        ix = torch.as_tensor(feats[s:s + batch_size], device=W_dec.device)
+        logits = W_dec[ix].float() @ W_U.to(W_dec.device).float()
+        tv, ti = logits.topk(k, dim=1); bv, bi = logits.topk(k, dim=1, largest=False)
+        need = sorted(set(ti.flatten().tolist() + bi.flatten().tolist()) - strs.keys())
+        strs.update(zip(need, decode(need)))
+        for r,f in enumerate(ix.tolist()):
+            out[f] = {"promoted": [[strs[t], v] for t,v in zip(ti[r].tolist(), tv[r].tolist())],
+                      "suppressed": [[strs[t], v] for t,v in zip(bi[r].tolist(), bv[r].tolist())]}
+    return out
+
 # %% ../nbs/07_analysis.ipynb #45ca71ad
 def _feature_blocks(csc_indptr, max_nnz:int):
     "`(f0, f1)` feature ranges of the CSC holding at most `max_nnz` values (or one feature)."
@@ -403,7 +422,6 @@ def feature_summaries(db, # the `ActivationDatabase`
     ll = {}
     if model is not None and logit_lens_k:
         if sae.W_dec.shape[1] == model.W_U.shape[0]:
-            from sae_nb.dashboard import logit_lens
             ll = logit_lens(sae, model, logit_lens_k)
         else: warnings.warn(f"no logit lens: the SAE's d_in={sae.W_dec.shape[1]} is not the model's d_model={model.W_U.shape[0]} (not a residual-stream hook)")
     recs = []
@@ -438,12 +456,12 @@ class SAEAnalyzer:
         loaded = None if isinstance(model, (str, Path)) else model
         inp = resolve_analysis_inputs(None if sae is not None else sae_path, str(model) if loaded is None else None, layer, hook_name,
                                       device=device, model=loaded, sae=sae, texts=dataset, data_source=None if dataset is None else "SAEAnalyzer dataset")
-        self.model, self.sae, self.hook_spec, self.sae_path = inp.model, inp.sae, inp.hook_spec, inp.sae_path
+        self.model, self.sae, self.hook, self.sae_path = inp.model, inp.sae, inp.hook, inp.sae_path
         self.dataset = inp.texts
         self.batch_size, self.max_length = batch_size, max_length
         self.db = self.similarity = self.cooccurrence = None; self._cooc_metric = None
 
-    def __repr__(self): return f"SAEAnalyzer({type(self.sae).__name__} d_sae={self.sae.d_sae} at {self.hook_spec} of {self.model.cfg.model_name}, {len(self.dataset)} texts)"
+    def __repr__(self): return f"SAEAnalyzer({type(self.sae).__name__} d_sae={self.sae.d_sae} at {self.hook.spec} of {self.model.cfg.model_name}, {len(self.dataset)} texts)"
 
     def reset_model_state(self):
         "Remove every hook from the model and free cached GPU memory (seed 003)."
@@ -459,7 +477,7 @@ class SAEAnalyzer:
 def compute_sparsity_metrics(self:SAEAnalyzer, texts=None, batch_size:Optional[int]=None, max_tokens:Optional[int]=None, progress:bool=True) -> SparsityMetrics:
     "L0/L1 per token, feature frequencies and density histogram, dead and dense latents."
     if self.db is not None and texts is None and max_tokens is None: return sparsity_from_database(self.db, progress=progress)
-    return metrics.compute_sparsity_metrics(self.model, self.sae, self._batches(texts, batch_size), self.hook_spec, max_tokens=max_tokens, progress=progress)
+    return metrics.compute_sparsity_metrics(self.model, self.sae, self._batches(texts, batch_size), self.hook, max_tokens=max_tokens, progress=progress)
 
 @patch
 def find_dead_features(self:SAEAnalyzer, threshold:float=DEAD_THRESHOLD, sparsity:Optional[SparsityMetrics]=None):
@@ -469,17 +487,17 @@ def find_dead_features(self:SAEAnalyzer, threshold:float=DEAD_THRESHOLD, sparsit
 @patch
 def compute_reconstruction_metrics(self:SAEAnalyzer, texts=None, batch_size:Optional[int]=None, max_tokens:Optional[int]=None, progress:bool=True) -> dict:
     "MSE, explained variance, FVU, cosine, relative error, L2 ratio of the SAE on the model's activations."
-    return metrics.compute_reconstruction_metrics(self.model, self.sae, self._batches(texts, batch_size), self.hook_spec, max_tokens=max_tokens, progress=progress)
+    return metrics.compute_reconstruction_metrics(self.model, self.sae, self._batches(texts, batch_size), self.hook, max_tokens=max_tokens, progress=progress)
 
 @patch
 def compute_ce_loss(self:SAEAnalyzer, tokens, attention_mask=None, hook_fn=None) -> float:
     "Mean next-token cross-entropy of the model on one batch, with `hook_fn` applied at the SAE's hook."
-    return compute_ce_loss(self.model, tokens, attention_mask, hook_fn, self.hook_spec)
+    return compute_ce_loss(self.model, tokens, attention_mask, hook_fn, self.hook)
 
 @patch
 def ablation_study(self:SAEAnalyzer, texts=None, batch_size:Optional[int]=None, max_tokens:Optional[int]=None, mean_ablation:bool=False, progress:bool=True) -> dict:
     "Clean, zero-ablated and SAE-spliced CE, KL and loss recovered."
-    return metrics.ablation_study(self.model, self.sae, self._batches(texts, batch_size), self.hook_spec, max_tokens=max_tokens,
+    return metrics.ablation_study(self.model, self.sae, self._batches(texts, batch_size), self.hook, max_tokens=max_tokens,
                                   mean_ablation=mean_ablation, progress=progress)
 
 @patch
@@ -487,9 +505,9 @@ def run_full_analysis(self:SAEAnalyzer, save_path=None, # write the results JSON
                       texts=None, batch_size:Optional[int]=None, max_tokens:Optional[int]=None, mean_ablation:bool=False,
                       dead_threshold:float=DEAD_THRESHOLD, progress:bool=True) -> dict:
     "Sparsity, dead latents, reconstruction, ablation and decorrelation in one pass (seed 003); saved as JSON when `save_path` is given."
-    ev = evaluate_sae(self.model, self.sae, self._batches(texts, batch_size), self.hook_spec, mean_ablation=mean_ablation,
+    ev = evaluate_sae(self.model, self.sae, self._batches(texts, batch_size), self.hook, mean_ablation=mean_ablation,
                       max_tokens=max_tokens, dead_threshold=dead_threshold, progress=progress)
-    res = _saved(dict(hook_spec=self.hook_spec, **_eval_results(ev, self.sae)), save_path)
+    res = _saved(dict(hook_spec=self.hook.spec, **_eval_results(ev, self.sae)), save_path)
     return res
 
 # %% ../nbs/07_analysis.ipynb #3ce63a51
@@ -497,7 +515,7 @@ def run_full_analysis(self:SAEAnalyzer, save_path=None, # write the results JSON
 def collect_all_activations(self:SAEAnalyzer, texts=None, batch_size:Optional[int]=None, activation_threshold:float=0.0, save_path=None, **kwargs):
     "Stream the corpus into an activation database (`activation_db.collect_all_activations`) and keep it as `self.db`."
     from sae_nb.activation_db import collect_all_activations
-    self.db = collect_all_activations(self.model, self.sae, self.dataset if texts is None else texts, self.hook_spec, batch_size or self.batch_size,
+    self.db = collect_all_activations(self.model, self.sae, self.dataset if texts is None else texts, self.hook, batch_size or self.batch_size,
                                       activation_threshold, save_path, **kwargs)
     return self.db
 
@@ -595,89 +613,74 @@ def _analysis_plots(plots:Path, sae_path, sp:SparsityMetrics, ablation:Optional[
     return out
 
 # %% ../nbs/07_analysis.ipynb #4354916a
-def run_comprehensive_analysis(model_name:Optional[str]=None, # default: the SAE's config `model_name`
-                               sae_path=None, # the SAE directory
+def run_comprehensive_analysis(sae_path=None, # the SAE directory
+                               config:Optional[AnalysisConfig]=None, # corpus limits, windows, examples, neighbours, thresholds
+                               analysis_dir=None, # output directory; default analysis/<SAE directory name>
+                               model_name:Optional[str]=None, # default: the SAE's config `model_name`
                                layer:Optional[int]=None, # default: the SAE's hook layer
                                hook_name:Optional[str]=None, # default: the SAE's hook name
                                data_path=None, # JSON list[str]; None = embedded_corpus('val')
-                               batch_size:int=8, # windows per forward pass
-                               analysis_dir=None, # output directory; default analysis/<SAE directory name>
-                               max_texts:Optional[int]=None, # keep the first texts
-                               max_tokens:Optional[int]=None, # keep whole texts up to this many tokens
-                               max_length:Optional[int]=None, # tokens per window; default the SAE's context_size or 256
-                               eval_max_tokens:Optional[int]=100_000, # tokens for reconstruction + ablation (None: all)
-                               mean_ablation:bool=False, # also the mean-ablation loss
-                               n_examples:int=10, # max-activating examples per feature in the summaries
-                               context:int=10, # tokens either side of an example's peak
-                               n_neighbors:int=10, # neighbours per feature (decoder, co-occurrence)
-                               top_n:int=20, # running top-N per feature in the database (also purity's k)
-                               similarity_metric:str="cosine", # see activation_db.compute_feature_similarity
-                               cooccurrence_metric:str="jaccard", # see activation_db.compute_feature_cooccurrence
-                               dead_threshold:float=DEAD_THRESHOLD, dense_threshold:float=DENSE_THRESHOLD,
-                               dashboard:bool=True, # also write dashboard.html
-                               tag:Optional[str]=None, # suffix of the result files; default a UTC timestamp
                                device:Optional[str]=None, model=None, sae:Optional[SAE]=None,
-                               texts:Optional[Sequence[str]]=None, data_source:Optional[str]=None, # the corpus in memory instead of data_path
-                               progress:bool=True) -> Path:
+                               texts:Optional[Sequence[str]]=None, data_source:Optional[str]=None, # the corpus in memory
+                               progress:bool=True,
+                               **overrides) -> Path: # `AnalysisConfig` fields, e.g. max_texts=6, tag="t1"
     "Activation database, matrices, every metric, feature summaries, plots and a report in `analysis_dir`; returns its path."
+    c = replace(config or AnalysisConfig(), **overrides)
     from sae_nb.activation_db import collect_all_activations, compute_feature_cooccurrence, compute_feature_similarity
     st = _Stages(progress)
     with st("load"):
-        inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, max_texts, max_tokens, device, model, sae, texts, data_source)
+        inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, c.max_texts, c.max_tokens, device, model, sae,
+                                      texts, data_source)
         if progress and data_path is None and texts is None: print(f"[sae-analyze] no data_path: analysing {inp.data_source}")
-    tag = tag or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    tag = c.tag or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     analysis_dir = Path(analysis_dir) if analysis_dir is not None else Path("analysis")/(Path(sae_path).name if sae_path else "sae")
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with atomic_dir(analysis_dir) as tmp:
         with st("activation database"):
-            db = collect_all_activations(inp.model, inp.sae, inp.texts, inp.hook_spec, batch_size, save_path=tmp/"activation_database",
-                                         max_length=max_length, top_n=top_n, progress=progress)
+            db = collect_all_activations(inp.model, inp.sae, inp.texts, inp.hook, c.batch_size,
+                                         save_path=tmp/"activation_database", max_length=c.max_length, top_n=c.top_n, progress=progress)
         with st("similarity matrix"):
-            sim = compute_feature_similarity(inp.sae, similarity_metric, save_path=tmp/"matrices"/f"feature_similarity_{tag}.npy", progress=progress, verbose=False)
+            sim = compute_feature_similarity(inp.sae, c.similarity_metric, save_path=tmp/"matrices"/f"feature_similarity_{tag}.npy",
+                                             progress=progress, verbose=False)
         with st("co-occurrence matrix"):
-            cooc = compute_feature_cooccurrence(db, cooccurrence_metric, save_path=tmp/"matrices"/f"feature_cooccurrence_{tag}.npy", progress=progress, verbose=False)
-        with st("sparsity"): sp = sparsity_from_database(db, dead_threshold, dense_threshold, progress=progress)
+            cooc = compute_feature_cooccurrence(db, c.cooccurrence_metric, save_path=tmp/"matrices"/f"feature_cooccurrence_{tag}.npy",
+                                                progress=progress, verbose=False)
+        with st("sparsity"): sp = sparsity_from_database(db, c.dead_threshold, c.dense_threshold, progress=progress)
         with st("reconstruction and ablation"):
-            ev_texts = _limit_texts(inp.texts, inp.model.tokenizer, None, eval_max_tokens)     # tokenize only what is evaluated
-            batches = token_batches(inp.model, ev_texts, batch_size, db.manifest["max_length"], bool(db.manifest["prepend_bos"]))
-            ev = evaluate_sae(inp.model, inp.sae, batches, inp.hook_spec, sparsity=False, mean_ablation=mean_ablation, max_tokens=eval_max_tokens, progress=progress)
+            ev_texts = _limit_texts(inp.texts, inp.model.tokenizer, None, c.eval_max_tokens)     # tokenize only what is evaluated
+            batches = token_batches(inp.model, ev_texts, c.batch_size, db.manifest["max_length"], bool(db.manifest["prepend_bos"]))
+            ev = evaluate_sae(inp.model, inp.sae, batches, inp.hook, sparsity=False, mean_ablation=c.mean_ablation,
+                              max_tokens=c.eval_max_tokens, progress=progress)
         with st("decoder and purity"):
             dec = _decorrelation(inp.sae)
             top_tok = np.asarray(db.top_tokens); ids = np.where(top_tok >= 0, np.asarray(db.token_id)[np.clip(top_tok, 0, None)], -1)
             pur = feature_purity(ids)
         with st("feature summaries"):
-            recs = feature_summaries(db, inp.sae, inp.model, sim, cooc, n_examples, context, n_neighbors=n_neighbors, purity=pur, progress=progress)
-            meta = {"d_sae": inp.sae.d_sae, "model_name": inp.model_name, "hook_spec": inp.hook_spec, "n_tokens": db.n_tokens, "sae_path": inp.sae_path,
-                    "created": created, "n_examples": n_examples, "context": context, "dense_threshold": dense_threshold,
-                    "title": f"SAE features · {Path(inp.sae_path).name if inp.sae_path else 'sae'} · {inp.hook_spec}",
+            recs = feature_summaries(db, inp.sae, inp.model, sim, cooc, c.n_examples, c.context, n_neighbors=c.n_neighbors, purity=pur,
+                                     progress=progress)
+            meta = {"d_sae": inp.sae.d_sae, "model_name": inp.model_name, "hook_spec": inp.hook.spec, "n_tokens": db.n_tokens, "sae_path": inp.sae_path,
+                    "created": created, "n_examples": c.n_examples, "context": c.context, "dense_threshold": c.dense_threshold,
+                    "title": f"SAE features · {Path(inp.sae_path).name if inp.sae_path else 'sae'} · {inp.hook.spec}",
                     "architecture": inp.sae.cfg.architecture, "data_source": inp.data_source, "tag": tag}
             res_dir = tmp/"results"; res_dir.mkdir(parents=True, exist_ok=True)
             with atomic_file(res_dir/f"feature_summaries_{tag}.jsonl") as p:
                 with open(p, "w") as fh:
                     for r in recs: fh.write(to_json(r) + "\n")
             to_json(meta, res_dir/f"feature_summaries_{tag}_meta.json", indent=2)
-        with st("plots"): plots = _analysis_plots(tmp/"plots", inp.sae_path, sp, ev.get("ablation"), recs, dead_threshold)
+        with st("plots"): plots = _analysis_plots(tmp/"plots", inp.sae_path, sp, ev.get("ablation"), recs, c.dead_threshold)
         del sim, cooc
         files = {"activation_database": "activation_database", "similarity": f"matrices/feature_similarity_{tag}.npy",
                  "cooccurrence": f"matrices/feature_cooccurrence_{tag}.npy", "results": f"results/analysis_results_{tag}.json",
                  "feature_summaries": f"results/feature_summaries_{tag}.jsonl", "feature_summaries_meta": f"results/feature_summaries_{tag}_meta.json",
                  "run_summary": f"results/run_summary_{tag}.json", "report": "README.md", "plots": plots}
-        if dashboard:
-            from sae_nb.dashboard import generate_dashboard
-            with st("dashboard"):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    generate_dashboard(tmp, tmp/"dashboard.html", tag=tag, progress=False)
-            files["dashboard"] = "dashboard.html"
         purity_summary = {k: v for k, v in pur.items() if k not in ("purity", "token_entropy")}
         results = dict(mode="full", tag=tag, created=created, **_run_info(inp), n_tokens=db.n_tokens, nnz=db.nnz, sparsity=sp.to_dict(),
                        dead_features=sp.dead.to_dict(), reconstruction=ev["reconstruction"], ablation=ev["ablation"], eval_tokens=ev["n_tokens"],
-                       decorrelation=dec, purity=purity_summary, similarity_metric=similarity_metric, cooccurrence_metric=cooccurrence_metric)
+                       decorrelation=dec, purity=purity_summary, similarity_metric=c.similarity_metric,
+                       cooccurrence_metric=c.cooccurrence_metric)
         to_json(results, res_dir/f"analysis_results_{tag}.json", indent=2)
         stages = st.table(); total = round(time.time() - st.t0, 2)
-        settings = dict(batch_size=batch_size, max_texts=max_texts, max_tokens=max_tokens, max_length=db.manifest["max_length"],
-                        eval_max_tokens=eval_max_tokens, mean_ablation=mean_ablation, n_examples=n_examples, context=context, n_neighbors=n_neighbors,
-                        top_n=top_n, dead_threshold=dead_threshold, dense_threshold=dense_threshold, prepend_bos=db.manifest["prepend_bos"])
+        settings = {**c.to_dict(), "tag": tag, "max_length": db.manifest["max_length"], "prepend_bos": db.manifest["prepend_bos"]}
         summary = dict(tag=tag, created=created, analysis_dir=str(analysis_dir), inputs=_run_info(inp), settings=settings, stages=stages,
                        total_seconds=total, files=files, headline=_headline(results), versions=_versions(), torch_threads=torch.get_num_threads())
         to_json(summary, res_dir/f"run_summary_{tag}.json", indent=2)
@@ -754,67 +757,7 @@ def analysis_report(res:dict, summary:dict) -> str:
     for k, p in f["plots"].items(): L += [f"### {names.get(k, k)}", "", f"![{names.get(k, k)}]({p})", ""]
     L += ["## Files", "", "| what | path |", "|---|---|"]
     L += [f"| {k.replace('_', ' ')} | `{v}` |" for k, v in f.items() if k != "plots"]
-    L += ["", "Open the dashboard (`dashboard.html`) in a browser, or rebuild it with "
-          "`sae_nb.dashboard.generate_dashboard(<this directory>, 'dashboard.html')`. The activation database opens with "
+    L += ["", "Build the feature dashboard with `sae-dashboard --input <this directory>` (`sae-analyze --full` writes it as "
+          "`dashboard.html`). The activation database opens with "
           "`sae_nb.activation_db.ActivationDatabase.load('<this directory>/activation_database')`.", ""]
     return "\n".join(L)
-
-# %% ../nbs/07_analysis.ipynb #0e7c0961
-class _Parser(argparse.ArgumentParser):
-    "An ArgumentParser whose usage errors are one line (exit status 2)."
-    def error(self, message): self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-def _pos_int(s:str) -> int:
-    try: v = int(s)
-    except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
-    if v < 1: raise argparse.ArgumentTypeError(f"{v} must be >= 1")
-    return v
-
-def analyze_parser() -> argparse.ArgumentParser:
-    "The `sae-analyze` argument parser."
-    p = _Parser(prog="sae-analyze", description="Analyse a trained SAE: a quick check (sparsity, dead latents, reconstruction, loss recovered) "
-                "or the comprehensive analysis (activation database, similarity and co-occurrence, feature summaries, plots, report, dashboard).")
-    m = p.add_mutually_exclusive_group()
-    m.add_argument("--quick", action="store_true", help="sparsity, dead latents, reconstruction and ablation in one pass (default)")
-    m.add_argument("--full", action="store_true", help="the comprehensive analysis into --analysis-dir")
-    p.add_argument("--sae-path", required=True, help="the SAE directory (weights.safetensors + config.json, or a SAELens directory)")
-    p.add_argument("--model-name", help="model to load (default: the SAE's config model_name); a hub name, a local save_pretrained directory or sae-nb/tiny-qwen3")
-    p.add_argument("--layer", type=int, help="hook layer (default: the SAE's)")
-    p.add_argument("--hook-name", help="hook name, e.g. hook_resid_post (default: the SAE's)")
-    p.add_argument("--data-path", help="JSON list of texts (default: the embedded corpus's held-out split)")
-    p.add_argument("--batch-size", type=_pos_int, default=8, help="windows per forward pass (default 8)")
-    p.add_argument("--max-length", type=_pos_int, help="tokens per window (default: the SAE's context_size or 256)")
-    p.add_argument("--max-texts", type=_pos_int, help="analyse only the first N texts")
-    p.add_argument("--max-tokens", type=_pos_int, help="analyse only the first texts up to N tokens")
-    p.add_argument("--analysis-dir", help="--full: output directory (default analysis/<SAE directory name>)")
-    p.add_argument("--output", help="--quick: write the results JSON here")
-    p.add_argument("--eval-max-tokens", type=_pos_int, default=100_000, help="--full: tokens for reconstruction and ablation (default 100000)")
-    p.add_argument("--mean-ablation", action="store_true", help="also report the mean-ablation loss")
-    p.add_argument("--no-dashboard", action="store_true", help="--full: do not write dashboard.html")
-    p.add_argument("--tag", help="--full: suffix of the result files (default: a UTC timestamp)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
-
-# %% ../nbs/07_analysis.ipynb #384cf027
-def analyze_main(argv:Optional[Sequence[str]]=None) -> int:
-    "`sae-analyze`: run the quick or the comprehensive analysis; 0 on success, 2 (one line on stderr) on bad input."
-    try: a = analyze_parser().parse_args(argv)
-    except SystemExit as e: return int(e.code or 0)
-    return run_cli("sae-analyze", lambda: _analyze(a), quiet=a.quiet)
-
-def _analyze(a:argparse.Namespace) -> int:
-    "Run what the parsed arguments `a` ask for."
-    kw = dict(model_name=a.model_name, sae_path=a.sae_path, layer=a.layer, hook_name=a.hook_name, data_path=a.data_path, batch_size=a.batch_size,
-              max_texts=a.max_texts, max_tokens=a.max_tokens, mean_ablation=a.mean_ablation, device=a.device, progress=not a.quiet)
-    if a.full:
-        out = run_comprehensive_analysis(**kw, analysis_dir=a.analysis_dir, max_length=a.max_length, eval_max_tokens=a.eval_max_tokens,
-                                         dashboard=not a.no_dashboard, tag=a.tag)
-        print(format_summary(json.loads(next((Path(out)/"results").glob("analysis_results_*.json")).read_text()) if a.tag is None else
-                             json.loads((Path(out)/"results"/f"analysis_results_{a.tag}.json").read_text())))
-        print(f"analysis: {out}\nreport: {Path(out)/'README.md'}" + ("" if a.no_dashboard else f"\ndashboard: {Path(out)/'dashboard.html'}"))
-    else:
-        res = run_quick_analysis(**kw, output=a.output, max_length=a.max_length or 256)
-        print(format_summary(res))
-        if a.output: print(f"results: {a.output}")
-    return 0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_dashboard.ipynb #82ae27e0
 from __future__ import annotations
-import argparse, html, json, math, numbers, re, sys, warnings
+import html, json, math, numbers, re, warnings
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -16,15 +16,15 @@ import torch
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 
-from .config import NumpyEncoder, atomic_write_text, jsonable, run_cli, to_json
+from .files import atomic_write_text, jsonable, to_json
+from .models import Hook, get_activations, resolve_hook, sae_hook
 
 # %% auto #0
 __all__ = ['SCHEMA_VERSION', 'DEFAULT_DENSE_THRESHOLD', 'FEATURE_FIELDS', 'EXAMPLE_FIELDS', 'META_FIELDS', 'POS_RGB', 'NEG_RGB',
            'DB_METHODS', 'validate_feature_data', 'synthetic_feature_data', 'load_feature_data',
            'open_activation_database', 'display_token', 'token_color', 'render_feature_html', 'generate_dashboard',
-           'ExampleCollector', 'stream_collect', 'collect_feature_examples', 'logit_lens', 'decoder_neighbors',
-           'feature_data_from_model', 'search_features', 'FeatureExplorer', 'dashboard_main', 'jsonable',
-           'NumpyEncoder', 'to_json']
+           'ExampleCollector', 'stream_collect', 'collect_feature_examples', 'decoder_neighbors',
+           'feature_data_from_model', 'search_features', 'FeatureExplorer']
 
 # %% ../nbs/08_dashboard.ipynb #90e490a6
 SCHEMA_VERSION = 1
@@ -39,9 +39,6 @@ FEATURE_FIELDS = {  # name: (kind, required, default)
 EXAMPLE_FIELDS = ("tokens", "activations", "target", "text_idx", "position", "max_activation")
 META_FIELDS = {"d_sae": "int", "model_name": "str?", "hook_spec": "str?", "n_tokens": "int?", "sae_path": "str?",
                "created": "str?", "n_examples": "int?", "context": "int?", "dense_threshold": "number?", "title": "str?"}
-
-# %% ../nbs/08_dashboard.ipynb #31d9688e
-_all_ = ["jsonable", "NumpyEncoder", "to_json"]
 
 # %% ../nbs/08_dashboard.ipynb #50fd4418
 def _where(i:int, rec) -> str:
@@ -704,12 +701,6 @@ def _decoder(tokenizer) -> Callable[[list[int]], list[str]]:
     "Token ids → token strings (each id decoded alone, so ' the' keeps its space)."
     return lambda ids: [tokenizer.decode([int(i)]) for i in ids]
 
-def _hook_of(sae, hook_spec:str|None) -> str:
-    "The hook to read: `hook_spec`, else the SAE's `cfg.hook_spec`."
-    spec = hook_spec or getattr(getattr(sae, "cfg", None), "hook_spec", None)
-    if not spec: raise ValueError("the SAE's cfg.hook_spec is not set; pass hook_spec='blocks.<layer>.<hook_name>' (the hook it was trained on)")
-    return spec
-
 # %% ../nbs/08_dashboard.ipynb #309a1c77
 @torch.no_grad()
 def stream_collect(model, # a HookedTransformer with a tokenizer
@@ -719,13 +710,12 @@ def stream_collect(model, # a HookedTransformer with a tokenizer
                    context:int=10, # tokens either side of the peak
                    batch_size:int=8, # rows per forward pass
                    max_length:int=256, # tokens per row
-                   hook_spec:str|None=None, # default: the SAE's cfg.hook_spec
+                   hook:Hook|None=None, # where the SAE reads (models.resolve_hook); default: the SAE's own
                    prepend_bos:bool|None=None, # default: the SAE's cfg.prepend_bos
                    top_tokens:int=10, # tokens counted per feature
                    progress:bool=True) -> ExampleCollector:
     "One pass over `texts`: run the model to the SAE's hook, encode, and fold every batch into an `ExampleCollector`."
-    from sae_nb.models import get_activations
-    spec = _hook_of(sae, hook_spec)
+    hook = sae_hook(model, sae, hook)
     if prepend_bos is None: prepend_bos = bool(getattr(sae.cfg, "prepend_bos", False))
     if isinstance(texts, str) or not len(texts): raise ValueError("texts must be a non-empty list of strings")
     tok = model.tokenizer
@@ -736,7 +726,7 @@ def stream_collect(model, # a HookedTransformer with a tokenizer
         bar = tqdm(total=len(texts), desc="collecting examples", unit="text", disable=not progress)
         done = -1
         for toks, mask, tix, start in _batches(_token_rows(tok, texts, max_length, prepend_bos), batch_size, pad, prepend_bos):
-            acts = get_activations(model, toks.to(model.cfg.device), spec)
+            acts = get_activations(model, toks.to(model.cfg.device), hook)
             feats = torch.zeros(*toks.shape, sae.cfg.d_sae, device=sae.W_dec.device)
             m = mask.to(feats.device)
             feats[m] = sae.encode(acts.to(sae.W_dec.device)[m]).float()          # only real tokens reach the SAE
@@ -744,7 +734,7 @@ def stream_collect(model, # a HookedTransformer with a tokenizer
             bar.update(tix[-1] - done); done = tix[-1]
         bar.update(len(texts) - 1 - done); bar.close()
     finally: sae.train(was_training)
-    col.hook_spec, col.decode = spec, _decoder(tok)
+    col.hook_spec, col.decode = hook.spec, _decoder(tok)
     return col
 
 # %% ../nbs/08_dashboard.ipynb #695d8874
@@ -786,35 +776,6 @@ def collect_feature_examples(db=None, # an activation database (see `DB_METHODS`
     col = stream_collect(model, sae, texts, n_examples, context, batch_size, max_length, top_tokens=0, progress=progress)
     return col.examples(col.decode, features)
 
-# %% ../nbs/08_dashboard.ipynb #74543451
-@torch.no_grad()
-def logit_lens(sae, # an SAE (its `W_dec [d_sae, d_in]`) or that matrix
-               model, # a HookedTransformer (its `W_U [d_model, d_vocab]` and tokenizer) or that matrix
-               k:int=10, # tokens kept each way
-               features:Iterable[int]|None=None, # default: all
-               decode:Callable|None=None, # token ids -> strings (default: the model's tokenizer)
-               batch_size:int=1024) -> dict[int, dict]:
-    "Feature → `{promoted: [[token, logit], ...], suppressed: [...]}` from `W_dec @ W_U`."
-    W_dec, W_U = getattr(sae, "W_dec", sae), getattr(model, "W_U", model)
-    if W_dec.shape[1] != W_U.shape[0]:
-        raise ValueError(f"logit lens needs the SAE's d_in ({W_dec.shape[1]}) to equal the model's d_model ({W_U.shape[0]}); "
-                         f"it applies to residual-stream hooks only")
-    if decode is None:
-        if getattr(model, "tokenizer", None) is None: raise ValueError("pass decode= (token ids -> strings) when model is a matrix")
-        decode = _decoder(model.tokenizer)
-    feats = list(range(W_dec.shape[0]) if features is None else features)
-    k = min(k, W_U.shape[1]); out, strs = {}, {}
-    for s in range(0, len(feats), batch_size):
-        ix = torch.as_tensor(feats[s:s + batch_size], device=W_dec.device)
-        logits = W_dec[ix].float() @ W_U.to(W_dec.device).float()
-        tv, ti = logits.topk(k, dim=1); bv, bi = logits.topk(k, dim=1, largest=False)
-        need = sorted(set(ti.flatten().tolist() + bi.flatten().tolist()) - strs.keys())
-        strs.update(zip(need, decode(need)))
-        for r,f in enumerate(ix.tolist()):
-            out[f] = {"promoted": [[strs[t], v] for t,v in zip(ti[r].tolist(), tv[r].tolist())],
-                      "suppressed": [[strs[t], v] for t,v in zip(bi[r].tolist(), bv[r].tolist())]}
-    return out
-
 # %% ../nbs/08_dashboard.ipynb #b8d35ede
 @torch.no_grad()
 def decoder_neighbors(W_dec:torch.Tensor, # decoder `[d_sae, d_in]` (or an SAE)
@@ -842,7 +803,7 @@ def feature_data_from_model(model, # a HookedTransformer with a tokenizer
                             context:int=10, # tokens either side of the peak
                             batch_size:int=8, # rows per forward pass
                             max_length:int=256, # tokens per row
-                            hook_spec:str|None=None, # default: the SAE's cfg.hook_spec
+                            hook:Hook|None=None, # where the SAE reads (models.resolve_hook); default: the SAE's own
                             prepend_bos:bool|None=None, # default: the SAE's cfg.prepend_bos
                             top_tokens:int=10, # top tokens per feature (0: off)
                             logit_lens_k:int=10, # logit-lens tokens each way (0: off; residual-stream hooks only)
@@ -850,13 +811,14 @@ def feature_data_from_model(model, # a HookedTransformer with a tokenizer
                             sae_path:str|None=None, # recorded in meta
                             progress:bool=True) -> dict:
     "The feature-data document (validated) of every feature of `sae`, from one pass of `model` over `texts`."
-    col = stream_collect(model, sae, texts, n_examples, context, batch_size, max_length, hook_spec, prepend_bos, top_tokens, progress)
+    col = stream_collect(model, sae, texts, n_examples, context, batch_size, max_length, hook, prepend_bos, top_tokens, progress)
     F, n = sae.cfg.d_sae, max(col.n_tokens, 1)
     count, sums, mx = col.count.cpu().numpy(), col.sum.cpu().numpy(), col.max.cpu().numpy()
     exs, hists, tt = col.examples(col.decode), col.histograms(), col.top_tokens()
     tok_str = dict(zip(ids := sorted({t for v in tt.values() for t,_ in v}), col.decode(ids)))
     ll = {}
     if logit_lens_k:
+        from sae_nb.analysis import logit_lens
         if sae.W_dec.shape[1] == model.W_U.shape[0]: ll = logit_lens(sae, model, logit_lens_k)
         else: warnings.warn(f"no logit lens: the hook {col.hook_spec} has width {sae.W_dec.shape[1]}, not d_model={model.W_U.shape[0]}")
     nb = decoder_neighbors(sae.W_dec, neighbors_k) if neighbors_k else {}
@@ -1011,7 +973,8 @@ def run_prompt(self:FeatureExplorer, text:str) -> list[dict]:
     tok = self.model.tokenizer
     bos = bool(getattr(self.sae.cfg, "prepend_bos", False))
     ids = ([tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id] if bos else []) + tok(text, add_special_tokens=False)["input_ids"]
-    acts = get_activations(self.model, torch.tensor([ids], device=self.model.cfg.device), self.hook_spec)[0, int(bos):]
+    hook = resolve_hook(self.model, hook_name=self.hook_spec)
+    acts = get_activations(self.model, torch.tensor([ids], device=self.model.cfg.device), hook)[0, int(bos):]
     was = self.sae.training; self.sae.eval()
     try: feats = self.sae.encode(acts.to(self.sae.W_dec.device)).float()
     finally: self.sae.train(was)
@@ -1034,39 +997,3 @@ def _token_box(self:FeatureExplorer, t:dict) -> W.Widget:
         b.on_click(lambda b: self.show(b.feature))
         btns.append(b)
     return W.VBox([head, *btns], layout=W.Layout(border="1px solid #d8dee4", margin="2px", padding="2px"))
-
-# %% ../nbs/08_dashboard.ipynb #15828858
-def _parse_features(spec:str|None) -> list[int]|None:
-    "`'0-99,200'` → `[0, ..., 99, 200]`."
-    if spec is None: return None
-    out = []
-    for part in spec.split(","):
-        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-        if not m: raise ValueError(f"--features {spec!r}: {part!r} is not an index or a range like 10-20")
-        a, b = int(m.group(1)), int(m.group(2) or m.group(1))
-        if b < a: raise ValueError(f"--features {spec!r}: range {part!r} runs backwards")
-        out.extend(range(a, b + 1))
-    return out
-
-def _default_output(inp:Path) -> Path:
-    "Where the dashboard goes when --output is not given."
-    return inp/"dashboard.html" if inp.is_dir() else inp.with_name(inp.stem + "_dashboard.html")
-
-# %% ../nbs/08_dashboard.ipynb #d2c5f6ab
-def dashboard_main(argv:Sequence[str]|None=None) -> int:
-    "`sae-dashboard`: write the HTML dashboard of a feature-data JSON or an analysis directory."
-    ap = argparse.ArgumentParser(prog="sae-dashboard", description="Write a self-contained HTML dashboard of SAE features (opens offline in any browser).")
-    ap.add_argument("--input", "-i", required=True, help="feature-data JSON, results/feature_summaries_<tag>.jsonl, or an analysis directory")
-    ap.add_argument("--output", "-o", help="HTML file to write (default: <analysis_dir>/dashboard.html or <input>_dashboard.html)")
-    ap.add_argument("--title", help="page title (default: model and hook)")
-    ap.add_argument("--tag", help="which feature_summaries_<tag>.jsonl of an analysis directory (default: the newest)")
-    ap.add_argument("--features", help="only these features, e.g. 0-999,4096")
-    ap.add_argument("--precision", type=int, default=4, help="significant digits of example activations (default 4)")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
-    a = ap.parse_args(argv)
-    def body():
-        inp = Path(a.input)
-        path = generate_dashboard(inp, Path(a.output) if a.output else _default_output(inp), title=a.title, features=_parse_features(a.features),
-                                  precision=a.precision, tag=a.tag, progress=not a.no_progress)
-        print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
-    return run_cli("sae-dashboard", body, quiet=a.no_progress)

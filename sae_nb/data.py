@@ -19,8 +19,9 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
 from tqdm.auto import tqdm
 
-from .config import TrainingConfig, DTYPES, atomic_file, atomic_write_text, dtype_name
-from .models import get_activations, hook_d_in, parse_hook_spec
+from .config import TrainingConfig, DTYPES, dtype_name
+from .files import atomic_file, atomic_write_text
+from .models import Hook, get_activations, resolve_hook
 
 # %% auto #0
 __all__ = ['SHARD_FORMAT', 'SHARD_KEYS', 'clean_markdown', 'split_text', 'sample_raw_dir', 'process_textbooks',
@@ -505,7 +506,7 @@ def read_manifest(shard_dir:str|Path) -> dict:
     "The manifest of a shard directory written by `capture_activations`."
     shard_dir = Path(shard_dir)
     path = shard_dir/"manifest.json"
-    if not shard_dir.is_dir(): raise FileNotFoundError(f"shard directory {shard_dir} does not exist; run capture_activations(model, texts, hook_spec, '{shard_dir}') first")
+    if not shard_dir.is_dir(): raise FileNotFoundError(f"shard directory {shard_dir} does not exist; run capture_activations(model, texts, hook, '{shard_dir}') first")
     if not path.is_file(): raise FileNotFoundError(f"{shard_dir} holds no manifest.json; it was not written by capture_activations")
     try: man = json.loads(path.read_text())
     except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON ({e}); re-run the capture into a new directory") from None
@@ -534,10 +535,10 @@ def _pt_acts(obj, path) -> torch.Tensor:
     return obj.reshape(-1, obj.shape[-1])
 
 # %% ../nbs/03_data.ipynb #72cc5976
-def _capture_settings(model, texts, hook_spec, tokens_per_shard, batch_size, max_length, prepend_bos, drop_bos, sink_norm_factor, dtype) -> dict:
+def _capture_settings(model, texts, hook, tokens_per_shard, batch_size, max_length, prepend_bos, drop_bos, sink_norm_factor, dtype) -> dict:
     "Everything that determines the rows of a capture (a resume must match all of it)."
-    return dict(model_name=model.cfg.model_name, model_fingerprint=model_fingerprint(model), hook_spec=hook_spec,
-                d_in=int(hook_d_in(model, hook_spec)), dtype=dtype, tokens_per_shard=int(tokens_per_shard), batch_size=int(batch_size),
+    return dict(model_name=model.cfg.model_name, model_fingerprint=model_fingerprint(model), hook_spec=hook.spec,
+                d_in=hook.d_in, dtype=dtype, tokens_per_shard=int(tokens_per_shard), batch_size=int(batch_size),
                 max_length=int(max_length), prepend_bos=bool(prepend_bos), drop_bos=bool(drop_bos),
                 sink_norm_factor=None if sink_norm_factor is None else float(sink_norm_factor),
                 tokenizer=getattr(model.tokenizer, "name_or_path", None), n_texts=len(texts), texts_fingerprint=texts_fingerprint(texts))
@@ -564,12 +565,12 @@ def _window_batches(texts, tokenizer, window, batch_size, text0=0, win0=0, block
         if pool: pool.shutdown(wait=True, cancel_futures=True)         # never two threads in the tokenizer
 
 # %% ../nbs/03_data.ipynb #9d8d4fea
-def _capture_batch(model, batch, hook_spec, pad_id, bos_id, drop_bos, sink_norm_factor, dtype):
+def _capture_batch(model, batch, hook, pad_id, bos_id, drop_bos, sink_norm_factor, dtype):
     "Activations of one batch of windows: kept rows `(acts, token_ids, text_idx, position)` and drop counts."
     seqs = [([bos_id] if bos_id is not None else []) + list(ids) for _, _, _, ids in batch]
     tokens, mask = pad_collate(seqs, pad_id)
     dev = model.cfg.device
-    acts = get_activations(model, tokens.to(dev), hook_spec, attention_mask=mask.to(dev))
+    acts = get_activations(model, tokens.to(dev), hook, attention_mask=mask.to(dev))
     off = int(bos_id is not None)
     position = torch.tensor([s for _, _, s, _ in batch])[:, None] + torch.arange(tokens.shape[1])[None] - off
     if off: position[:, 0] = -1
@@ -673,7 +674,7 @@ def _open_capture(out_dir:Path, settings:dict, overwrite:bool) -> dict:
 # %% ../nbs/03_data.ipynb #60a56014
 def capture_activations(model, # a HookedTransformer with a tokenizer
                         texts:Sequence[str]|str|Path, # the corpus, or a JSON list[str] file
-                        hook_spec:str, # e.g. 'blocks.6.hook_resid_post' (see models.resolve_hook)
+                        hook:Hook, # where to read the model (models.resolve_hook)
                         out_dir:str|Path, # shard directory (created; resumed when it holds an unfinished capture)
                         tokens_per_shard:int=65536, # rows per shard file (the last one may hold fewer)
                         batch_size:int=8, # windows per forward pass
@@ -685,7 +686,7 @@ def capture_activations(model, # a HookedTransformer with a tokenizer
                         overwrite:bool=False, # delete an existing capture in out_dir and start again
                         progress:bool=True, # progress bar (texts, tokens/s)
                        ) -> Path:
-    "Run `texts` through `model` up to `hook_spec` and write the activations as safetensors shards plus a manifest."
+    "Run `texts` through `model` up to `hook` and write the activations as safetensors shards plus a manifest."
     if isinstance(texts, (str, Path)): texts = load_processed_data(texts)
     if len(texts) == 0: raise ValueError("texts is empty; pass a non-empty list of strings")
     _check_strings(texts)
@@ -694,17 +695,16 @@ def capture_activations(model, # a HookedTransformer with a tokenizer
         if int(v) < 1: raise ValueError(f"{name}={v} must be >= 1")
     if max_length < 1 + prepend_bos: raise ValueError(f"max_length={max_length} must be >= {1 + prepend_bos}")
     if sink_norm_factor is not None and sink_norm_factor <= 0: raise ValueError(f"sink_norm_factor={sink_norm_factor} must be > 0 (e.g. 100) or None")
-    parse_hook_spec(hook_spec)
     dtype = dtype_name(dtype if dtype is not None else model.cfg.dtype)
     out_dir = Path(out_dir)
-    settings = _capture_settings(model, texts, hook_spec, tokens_per_shard, batch_size, max_length, prepend_bos, drop_bos, sink_norm_factor, dtype)
+    settings = _capture_settings(model, texts, hook, tokens_per_shard, batch_size, max_length, prepend_bos, drop_bos, sink_norm_factor, dtype)
     man = _open_capture(out_dir, settings, overwrite)
     if man["complete"]: return out_dir
-    _run_capture(model, texts, man, out_dir, progress)
+    _run_capture(model, hook, texts, man, out_dir, progress)
     return out_dir
 
 # %% ../nbs/03_data.ipynb #d0ff1690
-def _run_capture(model, texts, man, out_dir, progress):
+def _run_capture(model, hook, texts, man, out_dir, progress):
     "Continue the capture described by `man` from its cursor to the end."
     st, cur = man["settings"], man["cursor"]
     pad_id = pad_token_id_of(model.tokenizer)
@@ -716,7 +716,7 @@ def _run_capture(model, texts, man, out_dir, progress):
     t0, n_tok, ok = time.perf_counter(), 0, False
     try:
         for batch in _window_batches(texts, model.tokenizer, window, st["batch_size"], cur["text"], cur["window"]):
-            rows, s = _capture_batch(model, batch, st["hook_spec"], pad_id, bos_id, st["drop_bos"], st["sink_norm_factor"], DTYPES[st["dtype"]])
+            rows, s = _capture_batch(model, batch, hook, pad_id, bos_id, st["drop_bos"], st["sink_norm_factor"], DTYPES[st["dtype"]])
             cursor = dict(batch=b, text=batch[0][0], window=batch[0][1], rows_done=skip, stats=dict(stats))
             writer.add(tuple(r[skip:] for r in rows), cursor)
             for k in stats: stats[k] += s[k]

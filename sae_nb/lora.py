@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_lora.ipynb #ffad9a44
 from __future__ import annotations
-import argparse, json, math, os, re, shutil, sys, time, uuid, warnings
+import json, math, os, re, shutil, time, uuid, warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,8 +17,9 @@ from torch import nn
 from torch.utils.data import IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 
-from .config import DTYPES, SAEConfig, TrainingConfig, atomic_file, atomic_write_text, default_device, dtype_name, run_cli, to_json
-from .dashboard import ExampleCollector, dashboard_main, decoder_neighbors, validate_feature_data
+from .config import DTYPES, SAEConfig, TrainingConfig, default_device, dtype_name
+from .files import atomic_file, atomic_write_text, to_json
+from .dashboard import ExampleCollector, decoder_neighbors, validate_feature_data
 from .data import load_processed_data, rank_world
 from .models import EMBEDDED_MODEL, embedded_corpus, embedded_model_dir, embedded_tokenizer, qwen3_config
 from .sae import load_sae, make_sae
@@ -30,9 +31,8 @@ __all__ = ['ADAPTER_TYPES', 'MLP_ADAPTERS', 'ATTENTION_ADAPTERS', 'ACTIVATIONS_F
            'sae_model_name', 'feature_data_name', 'tiny_lora_model', 'save_tiny_lora', 'find_lora_modules',
            'AdapterBlock', 'LoraLayout', 'lora_layout', 'LoraCapture', 'capture_lora_activations', 'LoraFileInfo',
            'read_lora_info', 'check_selection', 'detect_input_dim', 'merge_activation_files', 'load_lora_model',
-           'capture_lora', 'load_texts', 'lora_capture_main', 'LoraActivationDataset', 'find_activation_file',
-           'split_examples', 'activation_scale', 'train_lora_sae', 'read_lora_meta', 'lora_tokenizer',
-           'collect_lora_features', 'lora_main']
+           'capture_lora', 'load_texts', 'LoraActivationDataset', 'find_activation_file', 'split_examples',
+           'activation_scale', 'train_lora_sae', 'read_lora_meta', 'lora_tokenizer', 'collect_lora_features']
 
 # %% ../nbs/10_lora.ipynb #b47f870a
 ADAPTER_TYPES = ("gate_proj", "up_proj", "down_proj", "q_proj", "k_proj", "v_proj", "o_proj")
@@ -603,50 +603,6 @@ def load_texts(data_path:str|Path|None=None, # JSON list of strings; None = the 
     texts = load_processed_data(data_path) if data_path is not None else embedded_corpus("train")
     return texts[:num_examples] if num_examples else texts
 
-def _cli_errors(prog:str, fn, a) -> int:
-    "Run `fn(a)` through `run_cli`; a missing optional package (h5py, peft) or an unknown adapter name is bad input here too."
-    return run_cli(prog, lambda: fn(a) and None, quiet=a.quiet, errors=(ImportError, KeyError))
-
-# %% ../nbs/10_lora.ipynb #c7e65e3c
-def _capture_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
-    "Arguments of the capture step."
-    p.add_argument("--adapter-path", required=True, help="PEFT adapter directory (adapter_config.json + adapter_model.safetensors)")
-    p.add_argument("--model-name", "--model-path", dest="model_name", default=None, help="base model: hub name, local save_pretrained directory or sae-nb/tiny-qwen3 (default: the adapter's base_model_name_or_path)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--adapters", default=None, help="comma-separated adapter types, e.g. gate_proj,up_proj,down_proj (or g,u,d / mlp / attention / all); default: all seven")
-    g.add_argument("--all-adapters", action="store_true", help="all seven adapter types (the default)")
-    p.add_argument("--num-examples", type=int, default=1000, help="texts to capture (the first N)")
-    p.add_argument("--data-path", default=None, help="JSON file holding a list of strings (default: the embedded corpus)")
-    p.add_argument("--max-length", type=int, default=512, help="tokens per text (longer ones are truncated)")
-    p.add_argument("--batch-size", type=int, default=8, help="texts per forward pass (per process)")
-    p.add_argument("--output-dir", default=".", help="writes OUTPUT_DIR/activations*/lora_activations.h5")
-    p.add_argument("--chunk-size", type=int, default=8192, help="token rows per HDF5 append")
-    p.add_argument("--num-procs", "--num-gpus", dest="num_procs", type=int, default=1, help="processes to spawn (one per GPU) when not run under torchrun")
-    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
-    p.add_argument("--dtype", default="float32", help="model weights dtype (bfloat16 for large models)")
-    p.add_argument("--store-dtype", default="float32", choices=["float32", "float16"], help="activations dtype in the file")
-    p.add_argument("--compression", default=None, choices=["gzip", "lzf"], help="HDF5 compression")
-    p.add_argument("--device-map", default=None, help="HF device_map (e.g. auto) to spread one model over several GPUs")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
-
-def _run_capture(a) -> Path:
-    "The capture step from parsed arguments; prints the file written."
-    texts = load_texts(a.data_path, a.num_examples)
-    out = capture_lora(a.adapter_path, texts, a.output_dir, None if a.all_adapters else a.adapters, model_name=a.model_name,
-                       max_length=a.max_length, batch_size=a.batch_size, chunk_size=a.chunk_size, num_procs=a.num_procs, device=a.device,
-                       dtype=a.dtype, store_dtype=a.store_dtype, compression=a.compression, device_map=a.device_map,
-                       metadata={"data_path": a.data_path}, progress=not a.quiet)
-    if _dist_env()[0] == 0:
-        info = read_lora_info(out)
-        print(f"wrote {out}: {info.n_tokens} tokens × {info.d_in} ({adapter_initials(info.adapters)}, {info.layout.n_layers} layers, rank {info.layout.rank or 'mixed'}) from {info.n_examples} texts")
-    return out
-
-def lora_capture_main(argv:Sequence[str]|None=None) -> int:
-    "`sae-lora-capture`: step 1, LoRA activations of a PEFT adapter into HDF5."
-    a = _capture_parser(argparse.ArgumentParser(prog="sae-lora-capture", description=lora_capture_main.__doc__)).parse_args(argv)
-    return _cli_errors("sae-lora-capture", _run_capture, a)
-
 # %% ../nbs/10_lora.ipynb #5ca50b49
 class LoraActivationDataset(IterableDataset):
     "Shuffled `[batch_size, d_in]` batches from a LoRA activation file, split across DataLoader workers and DDP ranks."
@@ -950,88 +906,3 @@ def _feature_data(sae, col, info:LoraFileInfo, tok, n_examples, context, neighbo
             "title": f"LoRA SAE features · {initials}" + (f" · {_short_name(info.model_name)}" if info.model_name else ""),
             "adapters": list(info.adapters), "adapter_path": info.adapter_path, "activation_file": str(info.path), "n_texts": info.n_examples}
     return validate_feature_data({"meta": meta, "features": feats})
-
-# %% ../nbs/10_lora.ipynb #1a85db2b
-def _selection_args(p:argparse.ArgumentParser, default_help:str):
-    "--adapters / --all-adapters."
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--adapters", default=None, help=f"comma-separated adapter types (gate_proj,up_proj,... or g,u,d / mlp / attention / all); {default_help}")
-    g.add_argument("--all-adapters", action="store_true", help="all seven adapter types")
-
-def _train_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
-    "Arguments of the training step."
-    p.add_argument("--activations", default=".", help="capture file, its directory, or the capture's --output-dir (default: .)")
-    _selection_args(p, "default: the selection of the file found")
-    p.add_argument("--output-dir", default=".", help="writes OUTPUT_DIR/trained_sae_adapters_<initials>/")
-    p.add_argument("--expansion-factor", type=float, default=16, help="d_sae = expansion factor × d_in")
-    p.add_argument("--k", type=int, default=50, help="active latents per token")
-    p.add_argument("--architecture", default="batch_topk", choices=["batch_topk", "topk"])
-    p.add_argument("--batch-size", type=int, default=1024, help="rows per step")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--num-epochs", type=int, default=10)
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--val-fraction", type=float, default=0.0, help="texts held out for validation")
-    p.add_argument("--no-normalize", action="store_true", help="train on the raw activation scale")
-    p.add_argument("--device", default=None)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--checkpoint-dir", default=None, help="write checkpoints here (for --resume-from)")
-    p.add_argument("--resume-from", default=None, help="a checkpoint directory to continue from")
-    p.add_argument("--wandb", action="store_true", help="log to Weights & Biases")
-    p.add_argument("--wandb-project", default="sae-training")
-    p.add_argument("--quiet", action="store_true")
-    return p
-
-def _run_train(a) -> Path:
-    sel = "all" if a.all_adapters else a.adapters
-    out = train_lora_sae(a.activations, sel, a.output_dir, a.expansion_factor, a.k, a.architecture, a.batch_size, a.lr, a.num_epochs, a.max_steps,
-                         a.val_fraction, not a.no_normalize, a.device, a.seed, checkpoint_dir=a.checkpoint_dir, resume_from=a.resume_from,
-                         progress=not a.quiet, wandb=a.wandb, wandb_project=a.wandb_project)
-    if _dist_env()[0] == 0: print(f"wrote {out}")
-    return out
-
-# %% ../nbs/10_lora.ipynb #063170c0
-def _collect_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
-    "Arguments of the collection step."
-    p.add_argument("--model-path", required=True, help="the trained SAE (directory written by the train step)")
-    p.add_argument("--top-k", type=int, default=10, help="max-activating examples per feature")
-    p.add_argument("--context", type=int, default=10, help="tokens either side of the max token")
-    p.add_argument("--activations", default=None, help="capture file (default: the one the SAE was trained on)")
-    p.add_argument("--tokenizer", default=None, help="tokenizer directory or hub name (default: the model the capture names)")
-    p.add_argument("--batch-size", type=int, default=8192, help="rows encoded per step")
-    p.add_argument("--device", default=None)
-    p.add_argument("--output-dir", default=".", help="writes OUTPUT_DIR/sae_features_data_<sae name>.json")
-    p.add_argument("--output", default=None, help="the JSON file to write (overrides --output-dir)")
-    p.add_argument("--quiet", action="store_true")
-    return p
-
-def _sae_dir(path:str) -> Path:
-    "The SAE directory; seed 002's `name.pt` spelling finds the `name/` export."
-    p = Path(path)
-    if not p.exists() and p.suffix == ".pt" and p.with_suffix("").is_dir(): return p.with_suffix("")
-    if not p.exists(): raise FileNotFoundError(f"no trained SAE at {p}; run the train step first (sae-lora train) or pass its output directory")
-    return p
-
-def _run_collect(a) -> Path:
-    from transformers import AutoTokenizer
-    sae = _sae_dir(a.model_path)
-    tok = None if a.tokenizer is None else AutoTokenizer.from_pretrained(a.tokenizer)
-    data = collect_lora_features(sae, a.activations, tok, a.top_k, a.context, a.batch_size, device=a.device, progress=not a.quiet)
-    out = Path(a.output) if a.output else Path(a.output_dir)/feature_data_name(sae.name)
-    to_json(data, out)
-    print(f"wrote {out}: {sum(f['count'] > 0 for f in data['features'])} of {len(data['features'])} features active on {data['meta']['n_tokens']} tokens")
-    return out
-
-# %% ../nbs/10_lora.ipynb #a76b8339
-def lora_main(argv:Sequence[str]|None=None) -> int:
-    "`sae-lora`: seed 002's four steps (capture, train, collect, dashboard) as subcommands."
-    ap = argparse.ArgumentParser(prog="sae-lora", description="SAEs on LoRA adapter activations: capture → train → collect → dashboard.")
-    sub = ap.add_subparsers(dest="step", required=True, metavar="{capture,train,collect,dashboard}")
-    _capture_parser(sub.add_parser("capture", help="step 1: LoRA A·x activations into HDF5"))
-    _train_parser(sub.add_parser("train", help="step 2: a TopK/BatchTopK SAE on them"))
-    _collect_parser(sub.add_parser("collect", help="step 3: max-activating examples (dashboard feature data)"))
-    sub.add_parser("dashboard", help="step 4: the HTML dashboard (sae-dashboard's options)", add_help=False)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["dashboard"]: return dashboard_main(argv[1:])
-    a = ap.parse_args(argv)
-    run = {"capture": _run_capture, "train": _run_train, "collect": _run_collect}[a.step]
-    return _cli_errors(f"sae-lora {a.step}", run, a)

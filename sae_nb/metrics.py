@@ -15,15 +15,15 @@ from fastcore.basics import patch
 from tqdm.auto import tqdm
 
 from .config import SAEConfig
-from .models import hook_d_in, parse_hook_spec, resolve_hook
+from .models import Hook, sae_hook
 from .sae import SAE
 
 # %% auto #0
 __all__ = ['DENSITY_EPS', 'DEAD_THRESHOLD', 'DENSE_THRESHOLD', 'as_token_batch', 'log10_density', 'DeadFeatures',
            'SparsityMetrics', 'find_dead_features', 'SparsityStats', 'sparsity_metrics', 'ReconstructionStats',
            'reconstruction_metrics', 'decoder_decorrelation', 'feature_purity', 'scored_positions', 'logit_kl',
-           'loss_recovered', 'compute_ce_loss', 'AblationStats', 'check_sae_fits_model', 'evaluate_sae',
-           'compute_sparsity_metrics', 'compute_reconstruction_metrics', 'ablation_study', 'identity_sae']
+           'loss_recovered', 'compute_ce_loss', 'AblationStats', 'evaluate_sae', 'compute_sparsity_metrics',
+           'compute_reconstruction_metrics', 'ablation_study', 'identity_sae']
 
 # %% ../nbs/06_metrics.ipynb #909dad1a
 def as_token_batch(batch, # tensor [B, S] or [S], (tokens, attention_mask) tuple, or dict with tokens/input_ids + attention_mask
@@ -369,25 +369,26 @@ def _run_logits(model, tokens, mask, fwd_hooks=()) -> torch.Tensor:
         if fwd_hooks: return model.run_with_hooks(tokens, attention_mask=am, fwd_hooks=list(fwd_hooks))
         return model(tokens, attention_mask=am)
 
-def _hooks(hook_fn, hook_spec) -> list:
-    "TransformerLens `fwd_hooks` from a function + hook spec, or a list of pairs."
+def _hooks(hook_fn, hook:Hook|None) -> list:
+    "TransformerLens `fwd_hooks` from a function + hook, or a list of pairs."
     if hook_fn is None: return []
     if callable(hook_fn):
-        if hook_spec is None: raise ValueError("hook_fn needs hook_spec (e.g. 'blocks.6.hook_resid_post'), or pass hook_fn as a list of (hook_spec, fn) pairs")
-        return [(hook_spec, hook_fn)]
+        if hook is None: raise ValueError("hook_fn needs hook= (models.resolve_hook(model, layer, name)), "
+                                          "or pass hook_fn as a list of (hook_spec, fn) pairs")
+        return [(hook.spec, hook_fn)]
     return list(hook_fn)
 
 def compute_ce_loss(model, # a HookedTransformer
                     tokens, # [B, S] token ids (or any batch form `as_token_batch` accepts)
                     attention_mask=None, # [B, S], 1 = real token
                     hook_fn:Optional[Callable|list]=None, # TransformerLens hook(s) applied during the forward pass
-                    hook_spec:Optional[str]=None, # where `hook_fn` applies
+                    hook:Hook|None=None, # where `hook_fn` applies
                    ) -> float:
     "Mean next-token cross-entropy (nats) of `model` on the scored positions of one batch."
     tokens, mask = as_token_batch(tokens if attention_mask is None else (tokens, attention_mask), model.cfg.device)
     sel = scored_positions(mask)
     if not sel.any(): raise ValueError("no scored position: every sequence has fewer than 2 real tokens, so there is no next token to predict")
-    total, n = _nll_sum(_run_logits(model, tokens, mask, _hooks(hook_fn, hook_spec)), tokens, sel)
+    total, n = _nll_sum(_run_logits(model, tokens, mask, _hooks(hook_fn, hook)), tokens, sel)
     return total / n
 
 # %% ../nbs/06_metrics.ipynb #e7d46ab8
@@ -418,25 +419,6 @@ class AblationStats:
         if "ce_mean" in ce and "ce_sae" in ce: out["loss_recovered_vs_mean_ablation"] = loss_recovered(ce["ce_clean"], ce["ce_mean"], ce["ce_sae"])
         return out
 
-# %% ../nbs/06_metrics.ipynb #3b268602
-def check_sae_fits_model(model, # a HookedTransformer
-                         sae:SAE, # the SAE to splice in
-                         hook_spec:Optional[str]=None, # default: the SAE's own `cfg.hook_spec`
-                        ) -> str:
-    "The hook spec to use; `ValueError` if the hook is not in the model or its width differs from the SAE's `d_in`."
-    spec = hook_spec or sae.cfg.hook_spec
-    if spec is None: raise ValueError("the SAE's config has no hook_spec (hook_layer is None); pass hook_spec='blocks.<layer>.<hook_name>'")
-    if hook_spec and sae.cfg.hook_spec and hook_spec != sae.cfg.hook_spec:
-        warnings.warn(f"evaluating at {hook_spec} an SAE trained at {sae.cfg.hook_spec}")
-    layer, name = parse_hook_spec(spec)
-    try: resolve_hook(model, layer, name)
-    except ValueError as e: raise ValueError(f"the SAE's hook {spec!r} does not exist in model {model.cfg.model_name!r}: {e}") from None
-    d = hook_d_in(model, spec)
-    if d != sae.d_in:
-        raise ValueError(f"the SAE expects d_in={sae.d_in} but model {model.cfg.model_name!r} has width {d} at {spec}; "
-                         f"use the model and hook the SAE was trained on (SAE model_name={sae.cfg.model_name!r}, hook {sae.cfg.hook_spec!r})")
-    return spec
-
 # %% ../nbs/06_metrics.ipynb #08baa0f1
 def _intervened_positions(mask:torch.Tensor, skip_first:bool) -> torch.Tensor:
     "Real positions, minus each row's first real position when `skip_first`."
@@ -459,7 +441,7 @@ def _writer(values:torch.Tensor, pos:torch.Tensor):
 def evaluate_sae(model, # a HookedTransformer
                  sae:SAE, # the SAE
                  batches:Iterable, # batches of tokens (see `as_token_batch`)
-                 hook_spec:Optional[str]=None, # default: `sae.cfg.hook_spec`
+                 hook:Hook|None=None, # where the SAE reads (models.resolve_hook); default: the SAE's own
                  sparsity:bool=True, # compute sparsity metrics
                  reconstruction:bool=True, # compute reconstruction metrics
                  ablation:bool=True, # compute clean / zero / SAE-spliced CE, KL and loss recovered
@@ -471,7 +453,7 @@ def evaluate_sae(model, # a HookedTransformer
                  progress:bool=True, # tqdm progress bar
                 ) -> dict:
     "Sparsity, reconstruction and ablation metrics of `sae` spliced into `model`, in one streaming pass over `batches`."
-    spec = check_sae_fits_model(model, sae, hook_spec)
+    hook = sae_hook(model, sae, hook); spec = hook.spec   # the one mismatch rule (models.check_sae_hook)
     skip_first = bool(sae.cfg.prepend_bos) if skip_first is None else skip_first
     sp, rc, ab = SparsityStats(sae.d_sae) if sparsity else None, ReconstructionStats(sae.d_in) if reconstruction else None, AblationStats() if ablation else None
     was_training, n_tok, n_batches, t0 = sae.training, 0, 0, time.time()
@@ -486,8 +468,8 @@ def evaluate_sae(model, # a HookedTransformer
             def record(act, hook): store["x"] = act.reshape(*pos.shape, -1)[pos]; return act
             logits = _run_logits(model, tokens, mask, [(spec, record)]) if ablation else None
             if not ablation:
-                layer, _ = parse_hook_spec(spec)
-                model.run_with_hooks(tokens, attention_mask=None if bool(mask.all()) else mask.long(), fwd_hooks=[(spec, record)], stop_at_layer=layer + 1)
+                model.run_with_hooks(tokens, attention_mask=None if bool(mask.all()) else mask.long(),
+                                     fwd_hooks=[(spec, record)], stop_at_layer=hook.layer + 1)
             x = store["x"]
             x_hat, f = sae(x.to(sae.device))
             if sp is not None: sp.update(f)
@@ -515,23 +497,23 @@ def _len(x) -> Optional[int]:
     except TypeError: return None
 
 # %% ../nbs/06_metrics.ipynb #f2ca3814
-def compute_sparsity_metrics(model, sae:SAE, batches:Iterable, hook_spec:Optional[str]=None, **kwargs) -> SparsityMetrics:
+def compute_sparsity_metrics(model, sae:SAE, batches:Iterable, hook:Hook|None=None, **kwargs) -> SparsityMetrics:
     "L0/L1 per token, per-latent frequency and density histogram, dead and dense latents (runs the model up to the hook only)."
-    return evaluate_sae(model, sae, batches, hook_spec, sparsity=True, reconstruction=False, ablation=False, **kwargs)["sparsity"]
+    return evaluate_sae(model, sae, batches, hook, sparsity=True, reconstruction=False, ablation=False, **kwargs)["sparsity"]
 
-def compute_reconstruction_metrics(model, sae:SAE, batches:Iterable, hook_spec:Optional[str]=None, **kwargs) -> dict:
+def compute_reconstruction_metrics(model, sae:SAE, batches:Iterable, hook:Hook|None=None, **kwargs) -> dict:
     "MSE, explained variance, FVU, cosine, relative error, L2 ratio of the SAE on the model's activations."
-    return evaluate_sae(model, sae, batches, hook_spec, sparsity=False, reconstruction=True, ablation=False, **kwargs)["reconstruction"]
+    return evaluate_sae(model, sae, batches, hook, sparsity=False, reconstruction=True, ablation=False, **kwargs)["reconstruction"]
 
-def ablation_study(model, sae:SAE, batches:Iterable, hook_spec:Optional[str]=None, **kwargs) -> dict:
+def ablation_study(model, sae:SAE, batches:Iterable, hook:Hook|None=None, **kwargs) -> dict:
     "Clean, zero-ablation and SAE-spliced CE (optionally mean-ablation), KL(clean ‖ ·) and loss recovered."
-    return evaluate_sae(model, sae, batches, hook_spec, sparsity=False, reconstruction=False, ablation=True, **kwargs)["ablation"]
+    return evaluate_sae(model, sae, batches, hook, sparsity=False, reconstruction=False, ablation=True, **kwargs)["ablation"]
 
 # %% ../nbs/06_metrics.ipynb #77ad3730
 @torch.no_grad()
-def identity_sae(d_in:int, hook_spec:Optional[str]=None, device:str="cpu") -> SAE:
+def identity_sae(d_in:int, hook:Hook|None=None, device:str="cpu") -> SAE:
     "A standard SAE with `d_sae = 2·d_in` whose reconstruction is exactly its input (`ReLU(x) − ReLU(−x)`)."
-    layer, name = parse_hook_spec(hook_spec) if hook_spec else (None, "hook_resid_post")
+    layer, name = (hook.layer, hook.name) if hook else (None, "hook_resid_post")
     sae = SAE(SAEConfig(d_in=d_in, d_sae=2 * d_in, architecture="standard", hook_layer=layer, hook_name=name, device=device))
     I = torch.eye(d_in, device=device)
     sae.W_enc.copy_(torch.cat([I, -I], 1)); sae.W_dec.copy_(torch.cat([I, -I], 0)); sae.b_enc.zero_(); sae.b_dec.zero_()

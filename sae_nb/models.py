@@ -6,19 +6,20 @@
 from __future__ import annotations
 import contextlib, copy, hashlib, importlib, inspect, io, json, math, os, re, sys, tempfile, time, warnings
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, NamedTuple, Optional, Sequence
 
 import torch
 from filelock import FileLock
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from .config import DTYPES, atomic_dir, atomic_write_text, dtype_name
+from .config import DTYPES, dtype_name
+from .files import atomic_dir, atomic_write_text
 
 # %% auto #0
 __all__ = ['CORPUS_VERSION', 'EOT', 'EMBEDDED_MODEL', 'EMBEDDED_RECIPE_VERSION', 'cache_dir', 'embedded_corpus',
-           'train_tokenizer', 'embedded_tokenizer', 'qwen3_config', 'tiny_random_model', 'block_hook_names',
-           'parse_hook_spec', 'resolve_hook', 'get_activations', 'hook_d_in', 'lm_loss', 'unigram_loss',
+           'train_tokenizer', 'embedded_tokenizer', 'qwen3_config', 'tiny_random_model', 'block_hook_names', 'Hook',
+           'resolve_hook', 'get_activations', 'check_sae_hook', 'sae_hook', 'lm_loss', 'unigram_loss',
            'train_embedded_model', 'embedded_model_dir', 'load_model']
 
 # %% ../nbs/01_models.ipynb #73091cdc
@@ -284,56 +285,97 @@ def block_hook_names(model) -> list[str]:
     names = {m.group(2) for k in model.hook_dict if (m := _SPEC.match(k))}
     return sorted(n for n in names if n not in _NOT_PER_TOKEN)
 
-def parse_hook_spec(spec:str) -> tuple[int, str]:
-    "`'blocks.6.hook_resid_post'` → `(6, 'hook_resid_post')`."
-    m = _SPEC.match(str(spec))
-    if not m: raise ValueError(f"hook spec {spec!r} is not of the form 'blocks.<layer>.<hook_name>' (e.g. 'blocks.6.hook_resid_post')")
-    return int(m.group(1)), m.group(2)
+class Hook(NamedTuple):
+    "Where an SAE reads the model (built by `resolve_hook`)."
+    layer: int # 0-indexed block
+    name: str  # hook inside the block, e.g. 'hook_resid_post', 'mlp.hook_post'
+    d_in: int  # activation width at this hook
+    @property
+    def spec(self) -> str: return f"blocks.{self.layer}.{self.name}"
+    @classmethod
+    def from_spec(cls, spec:str, d_in:int) -> Hook:
+        "A recorded hook (e.g. a shard manifest's `hook_spec`), for when no model is at hand to resolve it."
+        if not (m := _SPEC.match(str(spec))):
+            raise ValueError(f"hook spec {spec!r} is not of the form 'blocks.<layer>.<hook_name>' (e.g. 'blocks.6.hook_resid_post')")
+        return cls(int(m.group(1)), m.group(2), int(d_in))
 
 # %% ../nbs/01_models.ipynb #ab68516f
-def resolve_hook(model, # a HookedTransformer
-                 hook_layer:int|str|None=None, # 0-indexed block; None = the middle block
-                 hook_name:str="hook_resid_post", # TransformerLens hook inside the block
-                 middle_layer_strategy:Literal["lower","upper"]="lower", # which middle for an even layer count
-                ) -> str:
-    "The hook spec `blocks.{layer}.{hook_name}`, validated against the model."
-    n = model.cfg.n_layers
-    if middle_layer_strategy not in ("lower", "upper"):
-        raise ValueError(f"middle_layer_strategy={middle_layer_strategy!r} is not 'lower' or 'upper'")
-    if hook_layer is None: hook_layer = (n - 1)//2 if middle_layer_strategy == "lower" else n//2
-    if isinstance(hook_layer, str):
-        if not hook_layer.strip().lstrip("-").isdigit(): raise ValueError(f"hook_layer={hook_layer!r} is not an integer layer index")
-        hook_layer = int(hook_layer)
-    if not 0 <= hook_layer < n:
-        raise ValueError(f"hook_layer={hook_layer} is out of range: {model.cfg.model_name} has {n} layers, valid layers are 0..{n-1} (0-indexed)")
-    hook_name = hook_name.removeprefix(f"blocks.{hook_layer}.")
-    valid = block_hook_names(model)
-    if hook_name not in valid: raise ValueError(f"unknown hook_name {hook_name!r}; valid hook names are {valid}")
-    return f"blocks.{hook_layer}.{hook_name}"
+def _middle(n:int, strategy:str) -> int:
+    "The middle block of `n`: `lower` or `upper` for an even count."
+    if strategy not in ("lower", "upper"):
+        raise ValueError(f"middle_layer_strategy={strategy!r} is not 'lower' or 'upper'")
+    return (n - 1)//2 if strategy == "lower" else n//2
 
-# %% ../nbs/01_models.ipynb #ebca90df
+def _layer_name(model, hook_layer, hook_name, strategy) -> tuple[int, str]:
+    "Parse and check `hook_layer` / `hook_name` (or a full 'blocks.L.name' spec) against `model`."
+    n, m = model.cfg.n_layers, _SPEC.match(str(hook_name))
+    if m and hook_layer is None: hook_layer = m.group(1)
+    if hook_layer is None: hook_layer = _middle(n, strategy)
+    if isinstance(hook_layer, str):
+        if not hook_layer.strip().lstrip("-").isdigit():
+            raise ValueError(f"hook_layer={hook_layer!r} is not an integer layer index")
+        hook_layer = int(hook_layer)
+    if m and int(m.group(1)) != hook_layer:
+        raise ValueError(f"hook_name={hook_name!r} names layer {m.group(1)} but hook_layer={hook_layer}; give one")
+    if not 0 <= hook_layer < n: raise ValueError(f"hook_layer={hook_layer} is out of range: {model.cfg.model_name} has "
+                                                f"{n} layers, valid layers are 0..{n-1} (0-indexed)")
+    name, valid = m.group(2) if m else hook_name, block_hook_names(model)
+    if name not in valid: raise ValueError(f"unknown hook_name {name!r}; valid hook names are {valid}")
+    return hook_layer, name
+
+# %% ../nbs/01_models.ipynb #dc38bca9
+def resolve_hook(model, # a HookedTransformer
+                 hook_layer:int|str|None=None, # 0-indexed block; None = the middle block (or the layer of a full spec)
+                 hook_name:str="hook_resid_post", # hook inside the block, or a full spec 'blocks.6.hook_resid_post'
+                 middle_layer_strategy:Literal["lower","upper"]="lower", # which middle for an even layer count
+                ) -> Hook:
+    "The `Hook` named by a layer and hook name (or a full spec), validated against the model."
+    layer, name = _layer_name(model, hook_layer, hook_name, middle_layer_strategy)
+    acts = _cache(model, torch.zeros(1, 1, dtype=torch.long, device=model.cfg.device), [f"blocks.{layer}.{name}"])
+    return Hook(layer, name, acts[f"blocks.{layer}.{name}"].shape[-1])
+
+# %% ../nbs/01_models.ipynb #1a91e7d4
+def _cache(model, tokens, specs, attention_mask=None, stop_at_layer=None) -> dict:
+    "Activations `{spec: [batch, seq, d]}`, stopping after the last hooked block."
+    stop = max(int(_SPEC.match(s).group(1)) for s in specs) + 1 if stop_at_layer is None else stop_at_layer
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=list(specs), stop_at_layer=stop,
+                                        attention_mask=attention_mask, return_cache_object=False)
+    if missing := [s for s in specs if s not in cache]:
+        raise ValueError(f"hook {missing[0]!r} did not fire; it needs a model option (e.g. "
+                         f"model.set_use_attn_result(True) for attn.hook_result, "
+                         f"model.set_use_split_qkv_input(True) for hook_q_input)")
+    return {s: a.flatten(2) if a.ndim > 3 else a for s, a in cache.items()}
+
 def get_activations(model, # a HookedTransformer
                     tokens:torch.Tensor, # token ids [batch, seq] (or [seq])
-                    hook_spec:str, # e.g. 'blocks.6.hook_resid_post'
+                    hook:Hook|Sequence[Hook], # one hook, or several (read in one forward)
                     attention_mask:torch.Tensor|None=None, # [batch, seq], 1 for real tokens, 0 for padding
-                   ) -> torch.Tensor:
-    "Activations `[batch, seq, d]` at `hook_spec`, computing no layer past it."
-    layer, name = parse_hook_spec(hook_spec)
-    if hook_spec not in model.hook_dict: resolve_hook(model, layer, name)   # raises with the valid choices
+                   ) -> torch.Tensor|dict[str, torch.Tensor]:
+    "Activations `[batch, seq, d]` at `hook` (a dict by spec for several hooks), computing no layer past them."
     if tokens.ndim == 1: tokens = tokens[None]
     if attention_mask is not None and attention_mask.ndim == 1: attention_mask = attention_mask[None]
-    with torch.no_grad():
-        _, cache = model.run_with_cache(tokens, names_filter=[hook_spec], stop_at_layer=layer + 1,
-                                        attention_mask=attention_mask, return_cache_object=False)
-    if hook_spec not in cache:
-        raise ValueError(f"hook {hook_spec!r} did not fire; it needs a model option (e.g. model.set_use_attn_result(True) for attn.hook_result, "
-                         f"model.set_use_split_qkv_input(True) for hook_q_input)")
-    acts = cache[hook_spec]
-    return acts.flatten(2) if acts.ndim > 3 else acts
+    one = isinstance(hook, Hook)
+    acts = _cache(model, tokens, [hook.spec] if one else [h.spec for h in hook], attention_mask)
+    return acts[hook.spec] if one else acts
 
-def hook_d_in(model, hook_spec:str) -> int:
-    "Width of the activations at `hook_spec`, read from a one-token forward."
-    return get_activations(model, torch.zeros(1, 1, dtype=torch.long, device=model.cfg.device), hook_spec).shape[-1]
+# %% ../nbs/01_models.ipynb #9db09b7d
+def check_sae_hook(sae, # an SAE (anything with `cfg.hook_spec`, `cfg.d_in`)
+                   hook:Hook, # where it will read the model
+                  ) -> Hook:
+    "Raise unless `sae` was trained at `hook`; returns `hook`."
+    c = sae.cfg
+    if (c.hook_spec is None or c.hook_spec == hook.spec) and c.d_in == hook.d_in: return hook
+    raise ValueError(f"the SAE was trained at {c.hook_spec or 'an unnamed hook'} (d_in={c.d_in}, model "
+                     f"{c.model_name!r}) but is given {hook.spec} (d_in={hook.d_in}); "
+                     f"use the model and hook it was trained on")
+
+def sae_hook(model, sae, hook:Hook|None=None) -> Hook:
+    "The hook `sae` reads in `model`: `hook` when given, else the one its config names; checked by `check_sae_hook`."
+    if hook is None and sae.cfg.hook_spec is None:
+        raise ValueError("the SAE's config names no hook (hook_layer is None); "
+                         "pass hook=resolve_hook(model, layer, name)")
+    return check_sae_hook(sae, hook or resolve_hook(model, hook_name=sae.cfg.hook_spec))
 
 # %% ../nbs/01_models.ipynb #675917b7
 EMBEDDED_MODEL = "sae-nb/tiny-qwen3"

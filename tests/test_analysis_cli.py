@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-CLI = "import sys; from sae_nb.analysis import analyze_main; sys.exit(analyze_main(sys.argv[1:]))"
+CLI = "import sys; from sae_nb.cli import analyze_main; sys.exit(analyze_main(sys.argv[1:]))"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
 
 
@@ -68,7 +68,7 @@ def test_full(setup):
 
 def run_in_process(*args):
     "analyze_main in this process: (exit code, stdout, stderr)."
-    from sae_nb.analysis import analyze_main
+    from sae_nb.cli import analyze_main
     o, e = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -78,9 +78,9 @@ def run_in_process(*args):
 
 @pytest.mark.parametrize("args,msg", [
     (["--sae-path", "{d}/missing"], "no SAE at"),
-    (["--sae-path", "{d}/sae32"], "the SAE expects d_in=32 but model 'model' has width 64 at blocks.1.hook_resid_post"),
-    (["--sae-path", "{d}/sae", "--hook-name", "hook_nope"], "the SAE was trained on blocks.1.hook_resid_post but layer=1, hook_name='hook_nope'"),
-    (["--sae-path", "{d}/sae", "--layer", "0"], "the SAE was trained on blocks.1.hook_resid_post but layer=0"),
+    (["--sae-path", "{d}/sae32"], "the SAE was trained at blocks.1.hook_resid_post (d_in=32"),
+    (["--sae-path", "{d}/sae", "--hook-name", "hook_nope"], "unknown hook_name 'hook_nope'"),
+    (["--sae-path", "{d}/sae", "--layer", "0"], "is given blocks.0.hook_resid_post (d_in=64)"),
     (["--sae-path", "{d}/sae", "--model-name", "{d}/no-model"], "no model directory at"),
     (["--sae-path", "{d}/sae", "--data-path", "{d}/none.json"], "no processed data at"),
     (["--sae-path", "{d}/sae", "--batch-size", "0"], "must be >= 1"),
@@ -97,5 +97,5 @@ def test_bad_input(setup, args, msg):
 def test_bad_input_process(setup):
     "As a process: exit status 2, one line on stderr, nothing half-written."
     r = sae_analyze("--full", "--sae-path", setup/"sae32", "--analysis-dir", setup/"never", "--quiet")
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "expects d_in=32" in r.stderr, r.stderr
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "(d_in=32" in r.stderr, r.stderr
     assert not (setup/"never").exists()

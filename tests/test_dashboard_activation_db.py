@@ -5,7 +5,8 @@ import pytest
 
 activation_db = pytest.importorskip("sae_nb.activation_db", reason="sae_nb.activation_db is not in this checkout")
 from sae_nb.config import SAEConfig
-from sae_nb.dashboard import collect_feature_examples, generate_dashboard, load_feature_data, to_json
+from sae_nb.dashboard import collect_feature_examples, generate_dashboard, load_feature_data
+from sae_nb.files import to_json
 from sae_nb.models import embedded_corpus, tiny_random_model
 from sae_nb.sae import make_sae
 

@@ -19,16 +19,17 @@ HOOK = "blocks.1.hook_resid_post"
 
 CHILD = textwrap.dedent("""
     import json, sys, time
-    from sae_nb.models import tiny_random_model
+    from sae_nb.models import resolve_hook, tiny_random_model
     from sae_nb.data import capture_activations
-    texts, out, kw, hook = json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+    texts, out, kw = json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
     model = tiny_random_model(seed=0)
+    hook = resolve_hook(model, hook_name=sys.argv[4])
     model.add_hook("blocks.0.hook_resid_pre", lambda x, hook: (time.sleep(0.02), x)[1])   # slow, same values
     capture_activations(model, texts, hook, out, progress=False, **kw)
 """)
 
 def test_capture_killed_with_sigkill_resumes_to_identical_shards(tmp_path):
-    from sae_nb.models import tiny_random_model
+    from sae_nb.models import resolve_hook, tiny_random_model
     from sae_nb.data import capture_activations, read_manifest
     texts, out = _texts(), tmp_path/"killed"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -49,8 +50,8 @@ def test_capture_killed_with_sigkill_resumes_to_identical_shards(tmp_path):
     part = read_manifest(out)
     assert not part["complete"] and 3 <= len(part["shards"]) < 40, part["shards"]
     model = tiny_random_model(seed=0)
-    capture_activations(model, texts, HOOK, out, progress=False, **KW)          # resume
-    ref = capture_activations(model, texts, HOOK, tmp_path/"ref", progress=False, **KW)
+    capture_activations(model, texts, resolve_hook(model, hook_name=HOOK), out, progress=False, **KW)          # resume
+    ref = capture_activations(model, texts, resolve_hook(model, hook_name=HOOK), tmp_path/"ref", progress=False, **KW)
     names = sorted(p.name for p in ref.iterdir())
     assert sorted(p.name for p in out.iterdir()) == names
     assert len(names) > 10
@@ -59,7 +60,7 @@ def test_capture_killed_with_sigkill_resumes_to_identical_shards(tmp_path):
 def test_datasets_in_spawned_workers(tmp_path):
     "Spawned workers (the default on macOS and from Python 3.14) pickle the datasets; rows stay exactly-once."
     from sae_nb.config import TrainingConfig
-    from sae_nb.models import tiny_random_model
+    from sae_nb.models import resolve_hook, tiny_random_model
     from sae_nb.data import WindowedTextDataset, ActivationShardDataset, capture_activations, make_dataloader, set_epoch
     model, texts = tiny_random_model(seed=0), _texts()[:6]
     ds = WindowedTextDataset(texts, model.tokenizer, max_length=32, progress=False)
@@ -72,7 +73,7 @@ def test_datasets_in_spawned_workers(tmp_path):
     ref = run(make_dataloader(ds, TrainingConfig(device="cpu", batch_size=8)))
     dl = make_dataloader(ds, cfg); dl.multiprocessing_context = "spawn"
     assert run(dl) == ref and ref[0] != ref[1]
-    shards = capture_activations(model, texts, HOOK, tmp_path/"acts", progress=False, **KW)
+    shards = capture_activations(model, texts, resolve_hook(model, hook_name=HOOK), tmp_path/"acts", progress=False, **KW)
     sds = ActivationShardDataset(shards, batch_size=32, buffer_rows=300)
     dl = make_dataloader(sds, cfg); dl.multiprocessing_context = "spawn"
     full = torch.cat(list(ActivationShardDataset(shards, shuffle=False, batch_size=32)))

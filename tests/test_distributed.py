@@ -174,9 +174,9 @@ def test_on_the_fly_end_to_end_under_torchrun(tmp_path):
 
 
 def test_shards_under_torchrun_each_rank_reads_its_half(tmp_path):
-    from sae_nb.models import tiny_random_model, embedded_corpus
+    from sae_nb.models import tiny_random_model, embedded_corpus, resolve_hook
     from sae_nb.data import capture_activations, read_manifest
-    shards = capture_activations(tiny_random_model(seed=0), embedded_corpus("train")[:16], "blocks.0.hook_resid_post", tmp_path/"shards",
+    shards = capture_activations(m := tiny_random_model(seed=0), embedded_corpus("train")[:16], resolve_hook(m, 0), tmp_path/"shards",
                                  tokens_per_shard=1000, max_length=48, progress=False)
     _torchrun(tmp_path, {"mode": "shards", "out": str(tmp_path), "shards": str(shards), "ckpt": str(tmp_path/"ck")})
     hist = json.loads((tmp_path/"history.json").read_text())

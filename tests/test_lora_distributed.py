@@ -45,7 +45,7 @@ def assert_same(p, q):
 def test_torchrun_two_processes(setup, tmp_path):
     d, base, adapter, ref = setup
     script = tmp_path/"capture.py"
-    script.write_text("from sae_nb.lora import lora_capture_main\nraise SystemExit(lora_capture_main())\n")
+    script.write_text("from sae_nb.cli import lora_capture_main\nraise SystemExit(lora_capture_main())\n")
     out = tmp_path/"out"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script),
            "--adapter-path", str(adapter), "--model-path", str(base), "--all-adapters", "--data-path", str(d/"texts.json"),
@@ -63,7 +63,7 @@ def test_torchrun_two_processes(setup, tmp_path):
 def test_torchrun_bad_input_exits_2(setup, tmp_path):
     d, base, adapter, ref = setup
     script = tmp_path/"capture.py"
-    script.write_text("from sae_nb.lora import lora_capture_main\nraise SystemExit(lora_capture_main())\n")
+    script.write_text("from sae_nb.cli import lora_capture_main\nraise SystemExit(lora_capture_main())\n")
     r = subprocess.run([sys.executable, str(script), "--adapter-path", str(tmp_path), "--quiet"], capture_output=True, text=True, timeout=300,
                        env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert r.returncode == 2 and "no PEFT adapter at" in r.stderr and "Traceback" not in r.stderr
@@ -81,7 +81,7 @@ def test_torchrun_training_two_ranks(setup, tmp_path):
     "sae-lora train under torchrun: ranks get equal shares of an odd number of rows (no hang), rank 0 writes the export once."
     d, base, adapter, ref = setup
     script = tmp_path/"lora.py"
-    script.write_text("from sae_nb.lora import lora_main\nraise SystemExit(lora_main())\n")
+    script.write_text("from sae_nb.cli import lora_main\nraise SystemExit(lora_main())\n")
     n = read_lora_info(ref).n_tokens
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script), "train",
            "--activations", str(ref), "--all-adapters", "--output-dir", str(tmp_path/"out"), "--expansion-factor", "2", "--k", "4",

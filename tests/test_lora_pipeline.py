@@ -6,7 +6,8 @@ import pytest
 
 pytest.importorskip("peft"); pytest.importorskip("h5py")
 from sae_nb.dashboard import load_feature_data
-from sae_nb.lora import (ACTIVATIONS_FILE, detect_input_dim, lora_main, read_lora_meta, save_tiny_lora, tiny_lora_model)
+from sae_nb.cli import lora_main
+from sae_nb.lora import ACTIVATIONS_FILE, detect_input_dim, read_lora_meta, save_tiny_lora, tiny_lora_model
 from sae_nb.models import embedded_corpus
 from sae_nb.sae import load_sae
 

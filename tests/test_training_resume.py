@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 torch.set_num_threads(1)
 from sae_nb.config import SAEConfig, TrainingConfig
-from sae_nb.models import load_model, embedded_corpus, resolve_hook, hook_d_in, parse_hook_spec
+from sae_nb.models import load_model, embedded_corpus, resolve_hook
 from sae_nb.sae import make_sae
 from sae_nb.data import WindowedTextDataset, make_dataloader
 import sae_nb.training as T
@@ -25,11 +25,10 @@ import sae_nb.training as T
 a = json.loads(sys.argv[1])
 model = load_model("sae-nb/tiny-qwen3", device="cpu")
 hook = resolve_hook(model)
-layer, name = parse_hook_spec(hook)
 cfg = TrainingConfig(num_epochs=3, batch_size=8, lr=2e-3, warmup_steps=6, lr_schedule="cosine", max_text_length=64,
                      activation_batch_size=4, use_end_to_end=False, device="cpu", seed=0, log_freq=5)
 torch.manual_seed(0)
-sae = make_sae(SAEConfig(d_in=hook_d_in(model, hook), expansion_factor=4, top_k=16, hook_layer=layer, hook_name=name, device="cpu"))
+sae = make_sae(SAEConfig(d_in=hook.d_in, expansion_factor=4, top_k=16, hook_layer=hook.layer, hook_name=hook.name, device="cpu"))
 ds = WindowedTextDataset(embedded_corpus("train")[:24], model.tokenizer, 64, seed=0, progress=False)
 vds = WindowedTextDataset(embedded_corpus("val")[:4], model.tokenizer, 64, random_crop=False, progress=False)
 dl, vl = make_dataloader(ds, cfg), make_dataloader(vds, cfg, shuffle=False)
