@@ -38,9 +38,9 @@ def windows(model, texts, n_rows, T):
 def train_sae_nb(arch, train, a):
     "sae_nb's own loop on the cached rows (batches in the given order); returns the SAE in eval mode."
     torch.manual_seed(a.seed)
-    kw = dict(top_k=a.k) if "topk" in arch else dict(jumprelu_sparsity="quadratic", target_l0=a.k, jumprelu_bandwidth=0.05,
-                                                      jumprelu_init_threshold=0.1, pre_act_loss_coeff=a.pre_act_loss,
-                                                      l1_coefficient=a.l0_coeff * a.d_sae / train.shape[1])
+    jr = dict(jumprelu_sparsity="quadratic", target_l0=a.k, jumprelu_bandwidth=0.05, jumprelu_init_threshold=0.1,
+              pre_act_loss_coeff=a.pre_act_loss, l1_coefficient=a.l0_coeff * a.d_sae / train.shape[1])   # SAELens's λ
+    kw = dict(top_k=a.k) if "topk" in arch else jr
     if arch == "matryoshka_batch_topk": kw["matryoshka_widths"] = widths(a)
     cfg = SAEConfig(d_in=train.shape[1], d_sae=a.d_sae, architecture=arch, device="cpu", hook_layer=LAYER,
                     n_batches_to_dead=a.dead_window, b_dec_init="geometric_median", **kw)
@@ -62,12 +62,13 @@ def train_saelens(arch, train, a):
     d = dict(d_in=train.shape[1], d_sae=a.d_sae, dtype="float32", device="cpu")
     if arch == "batchtopk": sae = sae_lens.BatchTopKTrainingSAE(sae_lens.BatchTopKTrainingSAEConfig(k=a.k, **d))
     elif arch == "matryoshka_batchtopk":
-        sae = sae_lens.MatryoshkaBatchTopKTrainingSAE(sae_lens.MatryoshkaBatchTopKTrainingSAEConfig(k=a.k, matryoshka_widths=widths(a), **d))
+        c = sae_lens.MatryoshkaBatchTopKTrainingSAEConfig(k=a.k, matryoshka_widths=widths(a), **d)
+        sae = sae_lens.MatryoshkaBatchTopKTrainingSAE(c)
     else: sae = sae_lens.JumpReLUTrainingSAE(sae_lens.JumpReLUTrainingSAEConfig(
             jumprelu_sparsity_loss_mode="quadratic", target_l0=a.k, l0_coefficient=a.l0_coeff, **d))
-    tcfg = SAETrainerConfig(total_training_samples=train.shape[0], train_batch_size_samples=a.batch, lr=a.lr, lr_end=a.lr,
-                            lr_scheduler_name="constant", device="cpu", autocast=False, n_checkpoints=0, checkpoint_path=None,
-                            save_final_checkpoint=False, dead_feature_window=a.dead_window,
+    tcfg = SAETrainerConfig(total_training_samples=train.shape[0], train_batch_size_samples=a.batch, lr=a.lr,
+                            lr_end=a.lr, lr_scheduler_name="constant", device="cpu", autocast=False, n_checkpoints=0,
+                            checkpoint_path=None, save_final_checkpoint=False, dead_feature_window=a.dead_window,
                             logger=LoggingConfig(log_to_wandb=False))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -96,7 +97,8 @@ def evaluate(recon, model, held, toks, keep):
         fired = fire if fired is None else fired | fire
     def ce(fn=None):
         hooks = [] if fn is None else [(HOOK, lambda act, hook: torch.cat([act[:, :1], fn(act[:, 1:])], 1))]
-        out = model.run_with_hooks(toks, fwd_hooks=hooks, return_type="loss", loss_per_token=True, attention_mask=keep.long())
+        out = model.run_with_hooks(toks, fwd_hooks=hooks, return_type="loss", loss_per_token=True,
+                                   attention_mask=keep.long())
         m = keep[:, 1:].float()
         return float((out * m).sum() / m.sum())
     shape = lambda a: a.reshape(-1, a.shape[-1])
@@ -107,12 +109,13 @@ def evaluate(recon, model, held, toks, keep):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=64); p.add_argument("--batch", type=int, default=4096)
     p.add_argument("--d-sae", type=int, default=1536); p.add_argument("--k", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3); p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dead-window", type=int, default=8, help="steps without firing before a latent is dead (both libraries)")
-    p.add_argument("--l0-coeff", type=float, default=1e-3, help="SAELens l0_coefficient of the JumpReLUs (ours: same, rescaled)")
+    p.add_argument("--dead-window", type=int, default=8, help="steps without firing before a latent is dead (both)")
+    p.add_argument("--l0-coeff", type=float, default=1e-3, help="l0_coefficient of both JumpReLUs (SAELens units)")
     p.add_argument("--pre-act-loss", type=float, default=0.0, help="sae_nb JumpReLU pre_act_loss_coeff")
     p.add_argument("--held-rows", type=int, default=16384); p.add_argument("--lr-windows", type=int, default=64)
     p.add_argument("--hook", default="blocks.1.hook_resid_post"); p.add_argument("--only", default=",".join(ARCHS))
@@ -124,19 +127,23 @@ def main():
     model = load_model(EMBEDDED_MODEL, device="cpu").eval()
     t0 = time.perf_counter()
     _, _, train = windows(model, embedded_corpus("train"), a.steps * a.batch, 128)
-    train = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(0))][:a.steps * a.batch].contiguous()
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+    train = train[order][:a.steps * a.batch].contiguous()
     toks, keep, held = windows(model, embedded_corpus("val"), a.held_rows, 128)
     held = held[:a.held_rows]; toks, keep = toks[:a.lr_windows], keep[:a.lr_windows]
-    print(f"{HOOK}: {tuple(train.shape)} train rows, {tuple(held.shape)} held-out rows, mean norm {float(train.norm(dim=1).mean()):.1f}, "
-          f"{a.steps} steps of {a.batch}, d_sae {a.d_sae}, k {a.k} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"{HOOK}: {tuple(train.shape)} train rows, {tuple(held.shape)} held-out rows, "
+          f"mean norm {float(train.norm(dim=1).mean()):.1f}, {a.steps} steps of {a.batch}, d_sae {a.d_sae}, k {a.k} "
+          f"({time.perf_counter() - t0:.0f} s)", flush=True)
     rows = []
     for name in a.only.split(","):
         lib, arch = name.split(":")
         t = time.perf_counter()
         sae, _ = (train_sae_nb if lib == "sae_nb" else train_saelens)(arch, train, a)
-        r = {"lib": lib, "arch": arch, **evaluate(recon_fn(lib, sae), model, held, toks, keep), "train_s": time.perf_counter() - t}
+        r = {"lib": lib, "arch": arch, **evaluate(recon_fn(lib, sae), model, held, toks, keep),
+             "train_s": time.perf_counter() - t}
         rows.append(r); print(json.dumps(r), flush=True)
-    print("\n| lib | arch | held-out EV | NMSE | loss recovered | L0 | dead % | train s |\n|---|---|---|---|---|---|---|---|")
+    print("\n| lib | arch | held-out EV | NMSE | loss recovered | L0 | dead % | train s |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows: print(f"| {r['lib']} | {r['arch']} | {r['ev']:.4f} | {r['nmse']:.4f} | {r['loss_recovered']:.4f} | "
                          f"{r['l0']:.1f} | {r['dead_pct']:.1f} | {r['train_s']:.0f} |")
     if a.json: open(a.json, "w").write(json.dumps(rows, indent=1))

@@ -71,11 +71,13 @@ def _add_sae_args(p:argparse.ArgumentParser):
     g.add_argument("--aux-penalty", type=float, default=1/32, help="weight of the auxiliary dead-latent loss (default 1/32)")
     g.add_argument("--matryoshka-widths", type=lambda v: [int(w) for w in v.split(",")], default=None,
                    help="Matryoshka prefix sizes, comma-separated (default d_sae/8,/4,/2,d_sae)")
-    g.add_argument("--jumprelu-sparsity", choices=("step", "tanh", "quadratic"), default="step", help="JumpReLU L0 penalty")
+    g.add_argument("--jumprelu-sparsity", choices=("step", "tanh", "quadratic"), default="step",
+                   help="JumpReLU L0 penalty (default %(default)s)")
     g.add_argument("--target-l0", type=float, default=None, help="the L0 the quadratic JumpReLU penalty pulls towards")
-    g.add_argument("--pre-act-loss", type=float, default=0.0, help="JumpReLU: weight of the dead latents' pre-activation loss")
-    g.add_argument("--normalize-activations", choices=("none", "expected_average_only_in", "mean_center"), default="none",
-                   help="input normalisation, estimated on the first batch and folded into the export (default %(default)s)")
+    g.add_argument("--pre-act-loss", type=float, default=0.0,
+                   help="JumpReLU: weight of the dead latents' pre-activation loss (default 0)")
+    g.add_argument("--normalize-activations", choices=("none", "expected_average_only_in", "mean_center"),
+                   default="none", help="input normalisation, estimated on the first batch, folded into the export")
     g.add_argument("--b-dec-init", choices=("zeros", "mean", "geometric_median"), default="geometric_median",
                    help="b_dec from the first training batch (default %(default)s: fewer dead and dense latents)")
 
@@ -155,7 +157,7 @@ def check_sae_args(a:argparse.Namespace):
         raise CLIError(f"--sae-type {a.sae_type} needs --topk > 0 (got {a.topk}); e.g. --topk 32, or use --sae-type standard")
     if a.topk_aux is not None and a.topk_aux <= 0: raise CLIError(f"--topk-aux must be > 0 (got {a.topk_aux})")
     if a.jumprelu_sparsity == "quadratic" and not (a.target_l0 or 0) > 0:
-        raise CLIError("--jumprelu-sparsity quadratic needs --target-l0 > 0 (the L0 it pulls towards), e.g. --target-l0 32")
+        raise CLIError("--jumprelu-sparsity quadratic needs --target-l0 > 0 (the L0 it pulls towards), e.g. 32")
     if a.sae_expansion <= 0: raise CLIError(f"--sae-expansion must be > 0 (got {a.sae_expansion})")
     if a.upload_to_hf and not a.hf_repo_id:
         raise CLIError("--upload-to-hf needs --hf-repo-id <user>/<repo> (or the SAE_HF_REPO_ID environment variable)")
@@ -170,7 +172,8 @@ def sae_config_for(model, # the loaded HookedTransformer
     return SAEConfig(d_in=hook.d_in, expansion_factor=a.sae_expansion, architecture=a.sae_type, top_k=top_k,
                      top_k_aux=a.topk_aux if top_k else None, l1_coefficient=a.sparsity_penalty,
                      hook_layer=hook.layer, hook_name=hook.name,
-                     n_batches_to_dead=a.n_batches_to_dead, aux_penalty=a.aux_penalty, matryoshka_widths=a.matryoshka_widths,
+                     n_batches_to_dead=a.n_batches_to_dead, aux_penalty=a.aux_penalty,
+                     matryoshka_widths=a.matryoshka_widths,
                      jumprelu_sparsity=a.jumprelu_sparsity, target_l0=a.target_l0, pre_act_loss_coeff=a.pre_act_loss,
                      normalize_activations=a.normalize_activations, b_dec_init=a.b_dec_init,
                      device=a.device or default_device(), model_name=str(a.model_name), context_size=a.max_text_length)
@@ -178,8 +181,9 @@ def sae_config_for(model, # the loaded HookedTransformer
 def default_run_name(model_name:str, sae_cfg:SAEConfig) -> str:
     "Seed 004's naming, e.g. `qwen3_0p6b_layer13_btop128_exp4`."
     short = re.sub(r"[^a-z0-9]+", "_", Path(str(model_name)).name.lower().replace(".", "p")).strip("_")
-    kind = {"batch_topk": f"btop{sae_cfg.top_k}", "topk": f"top{sae_cfg.top_k}", "standard": "relu", "jumprelu": "jumprelu",
-            "matryoshka_batch_topk": f"mbtop{sae_cfg.top_k}"}[sae_cfg.architecture]
+    k = sae_cfg.top_k
+    kind = {"batch_topk": f"btop{k}", "topk": f"top{k}", "standard": "relu", "jumprelu": "jumprelu",
+            "matryoshka_batch_topk": f"mbtop{k}"}[sae_cfg.architecture]
     exp = sae_cfg.d_sae / sae_cfg.d_in
     return f"{short}_layer{sae_cfg.hook_layer}_{kind}_exp{int(exp) if exp == int(exp) else round(exp, 2)}"
 
@@ -481,7 +485,8 @@ def train_shards_main(argv:Optional[Sequence[str]]=None) -> int:
         from sae_nb.sae import make_sae
         from sae_nb.training import init_distributed, train_on_shards
         init_distributed()                   # under torchrun: join the process group before the dataset picks this rank's shards
-        if "topk" in a.sae_type and a.topk <= 0: raise CLIError(f"--sae-type {a.sae_type} needs --topk > 0 (got {a.topk})")
+        if "topk" in a.sae_type and a.topk <= 0:
+            raise CLIError(f"--sae-type {a.sae_type} needs --topk > 0 (got {a.topk})")
         ds = ActivationShardDataset(a.shard_dir, shuffle=True, batch_size=a.batch_size, seed=a.seed)
         man = getattr(ds, "manifest", None) or {}
         hook = Hook.from_spec(man["hook_spec"], ds.d_in) if man.get("hook_spec") else None

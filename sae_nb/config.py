@@ -132,7 +132,7 @@ class SAEConfig(JSONConfig):
     matryoshka_widths: Optional[list[int]] = None  # Matryoshka prefix sizes up to d_sae; default d_sae/8, /4, /2, 1
     normalize_activations: Literal["none", "expected_average_only_in", "mean_center"] = "none"  # input normalisation
     activation_norm_scale: Optional[float] = None  # the input scale folded into the weights at export (recorded only)
-    b_dec_init: Literal["zeros", "mean", "geometric_median"] = "zeros"  # b_dec from the first training batch (CLI: median)
+    b_dec_init: Literal["zeros", "mean", "geometric_median"] = "zeros"  # b_dec from the first training batch
     model_name: Optional[str] = None         # the transformer the SAE was trained on (metadata, SAELens export)
     prepend_bos: bool = False                # whether training inputs began with BOS (metadata, SAELens export)
     context_size: Optional[int] = None       # training window length (metadata)

@@ -337,7 +337,7 @@ def update_threshold(self:BatchTopKSAE, kept_values:torch.Tensor):
 # %% ../nbs/02_sae.ipynb #aed18625
 @patch
 @torch.no_grad()
-def calibrate_threshold(self:BatchTopKSAE, acts:Optional[torch.Tensor]=None, # `[..., d_in]` like the training data; None: the kept rows
+def calibrate_threshold(self:BatchTopKSAE, acts:Optional[torch.Tensor]=None, # `[..., d_in]` training-like rows; None: kept
                        ) -> float:
     "Set the inference threshold to the batch top-k cut of `acts` (the smallest kept positive latent); return it."
     recent = self.__dict__.get("_recent")
@@ -661,7 +661,7 @@ def _pre_act_loss(self:SAE, pre): return None                      # JumpReLU on
 
 @patch
 def _pre_act_loss(self:JumpReLUSAE, pre):
-    "Dead latents' `Σ relu(θ − pre)·‖W_dec‖` per row, mean over rows, / d_sae: pulls them over θ (Anthropic 2025)."
+    "Dead latents' `Σ relu(θ − pre)·‖W_dec‖` per row, mean over rows, / d_sae (Anthropic 2025)."
     if self.cfg.pre_act_loss_coeff == 0: return None
     w = self.dead_mask().float() * self.W_dec.norm(dim=1).float()
     return ((self.threshold - pre.float()).relu() * w).sum(-1).mean() / self.d_sae
@@ -697,7 +697,7 @@ def _aux_loss(self:TopKSAE, x_ND, x_recon, pre, f=None):
     n_dead = int(dead.sum())
     if n_dead == 0 or self.cfg.aux_penalty == 0: return None
     ka = min(self.cfg.top_k_aux, n_dead)
-    scale = ka / self.cfg.top_k_aux                                  # fewer dead than top_k_aux: a weaker pull (sparsify)
+    scale = ka / self.cfg.top_k_aux                                  # fewer dead than top_k_aux: weaker (sparsify)
     residual = (x_ND.to(x_recon.dtype) - x_recon).detach()         # the dead latents explain what the live ones missed
     if isinstance(f, TopKLatents): return scale * self._sparse_aux_loss(x_ND, pre, dead, ka, residual)
     vals, idx = pre[:, dead].topk(ka, dim=-1, sorted=False)
@@ -1030,7 +1030,8 @@ def _saelens_arch(sae:SAE) -> tuple[dict, dict, dict]:
         mat = isinstance(sae, MatryoshkaBatchTopKSAE)
         return ({"architecture": "jumprelu"}, {"threshold": torch.full((c.d_sae,), sae.threshold.item())},
                 {"training_architecture": "matryoshka_batchtopk" if mat else "batchtopk",
-                 "training_architecture_details": {"k": c.top_k} | ({"matryoshka_widths": c.matryoshka_widths} if mat else {})})
+                 "training_architecture_details": {"k": c.top_k, "matryoshka_widths": c.matryoshka_widths} if mat
+                                                  else {"k": c.top_k}})
     if isinstance(sae, TopKSAE): return {"architecture": "topk", "k": c.top_k, "rescale_acts_by_decoder_norm": False}, {}, {}
     if isinstance(sae, JumpReLUSAE): return {"architecture": "jumprelu"}, {"threshold": sae.threshold.detach()}, {}
     return {"architecture": "standard"}, {}, {}
@@ -1102,7 +1103,8 @@ def _from_saelens_arch(d:dict, meta:dict, state:dict, path:Path) -> tuple[type, 
             state["threshold"] = thr[0].clone()
             kw = {"top_k": int(round(float(det.get("k", nb.get("top_k")))))}
             if train_arch == "batchtopk": return BatchTopKSAE, kw
-            return MatryoshkaBatchTopKSAE, kw | {"matryoshka_widths": det.get("matryoshka_widths", nb.get("matryoshka_widths"))}
+            widths = det.get("matryoshka_widths", nb.get("matryoshka_widths"))
+            return MatryoshkaBatchTopKSAE, kw | {"matryoshka_widths": widths}
         state["log_threshold"] = thr.clamp_min(0).log()                # θ <= 0 behaves as θ = 0 after SAELens's ReLU
         return JumpReLUSAE, {}
     raise ValueError(f"{path}: SAELens architecture {arch!r} has no sae_nb equivalent; supported: standard, topk, jumprelu (including BatchTopK saved as jumprelu)")

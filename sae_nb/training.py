@@ -835,7 +835,7 @@ def run(self:_Loop) -> dict:
         while not stop and self.epoch < c.num_epochs: stop = self._run_epoch()
         if c.eval_every and self.val_src is not None and self.history.get("val_step", [None])[-1] != self.step: self._validate()
         if self.export_dir is not None: self._export()
-        elif hasattr(self.sae, "calibrate_threshold"): self.sae.calibrate_threshold()   # BatchTopK: the final weights' cut
+        elif hasattr(self.sae, "calibrate_threshold"): self.sae.calibrate_threshold()   # BatchTopK: the final cut
         self.wb.summary({"status": "finished", "steps": self.step, "epochs": self.epoch, "best_loss": None if math.isinf(self.best) else self.best,
                          **{f"final/{k}": v[-1] for k, v in self.history.items() if v}, "export_path": str(self.export_dir) if self.export_dir else None})
         self.wb.finish()
