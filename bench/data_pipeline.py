@@ -42,7 +42,7 @@ def worker(a):
     import torch
     torch.manual_seed(0)
     if a.threads: torch.set_num_threads(a.threads)
-    from sae_nb.data import ActivationShardDataset, capture_activations, _window_batches, pad_collate, pad_token_id_of
+    from sae_nb.data import ActivationShardDataset, capture_activations, window_batches
     from sae_nb.models import get_activations, resolve_hook
     model, kind = _model(a.model, a.device)
     hook = resolve_hook(model)
@@ -65,11 +65,10 @@ def worker(a):
         secs = time.perf_counter() - t
         res.update(rows=rows, seconds=round(secs, 2), rows_per_s=round(rows / secs))
     else:                                                   # forward only: the same batches, tokens prepared beforehand
-        pad = pad_token_id_of(model.tokenizer)
-        batches = [pad_collate([ids for *_, ids in b], pad) for b in _window_batches(texts, model.tokenizer, a.max_length, a.batch_size)]
-        n_tok = sum(int(m.sum()) for _, m in batches)
+        batches = list(window_batches(texts, model.tokenizer, a.max_length, a.batch_size))
+        n_tok = sum(int(b.attention_mask.sum()) for b in batches)
         t = time.perf_counter()
-        for tokens, mask in batches:
+        for tokens, mask, *_ in batches:
             acts = get_activations(model, tokens.to(model.cfg.device), hook, attention_mask=mask.to(model.cfg.device))
         if a.device.startswith("cuda"): torch.cuda.synchronize()
         secs = time.perf_counter() - t

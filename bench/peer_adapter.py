@@ -45,7 +45,7 @@ def _library_loop(sae, batches, cfg, dense: bool) -> str:
     "sae_nb.training.train_on_activations: the loop every sae_nb entry point uses."
     from sae_nb.training import train_on_activations
     if dense: raise ValueError("SAE_NB_BENCH_DENSE=1 needs SAE_NB_BENCH_LOOP=minimal (the library loop always takes the default path)")
-    tc = TrainingConfig(num_epochs=1, batch_size=cfg.batch_size, lr=cfg.lr, grad_clip=None, device=str(sae.device),
+    tc = TrainingConfig(num_epochs=1, batch_size=cfg.batch_size, lr=cfg.lr, grad_clip=None,
                         use_end_to_end=False, seed=cfg.seed, log_freq=10**9, lr_schedule="constant", warmup_steps=0)
     train_on_activations(sae, batches, tc, progress=False, save_best=False, n_batches=cfg.warmup_steps + cfg.n_steps)
     return f"torch Adam lr={cfg.lr:g} constant, no grad clip (sae_nb.training.train_on_activations)"

@@ -33,7 +33,7 @@ def _sae(a, d_in):
 def _cfg(a, **kw):
     from sae_nb.config import TrainingConfig
     return TrainingConfig(**{**dict(batch_size=a.batch_size, lr=1e-3, num_epochs=1000, max_steps=a.steps, use_end_to_end=False,
-                                    log_freq=10**9, device=a.device, seed=0), **kw})
+                                    log_freq=10**9, seed=0), **kw})
 
 
 def _shards(a) -> Path:

@@ -47,8 +47,8 @@ def main(argv=None):
 
     model = tiny_random_model(device=a.device) if a.model == "tiny-random" else load_model(a.model, device=a.device)
     hook = resolve_hook(model)
-    cfg = TrainingConfig(batch_size=a.batch_size, max_text_length=a.max_len, num_epochs=1, max_steps=a.batches, use_end_to_end=False,
-                         activation_batch_size=a.activation_batch_size, log_freq=10**9, device=a.device, seed=0, use_amp=a.amp)
+    cfg = TrainingConfig(batch_size=a.batch_size, num_epochs=1, max_steps=a.batches, use_end_to_end=False,
+                         activation_batch_size=a.activation_batch_size, log_freq=10**9, seed=0, use_amp=a.amp)
     ds = WindowedTextDataset(embedded_corpus("train"), model.tokenizer, a.max_len, seed=0, progress=False)
     batches = []
     for b in make_dataloader(ds, cfg):

@@ -8,7 +8,7 @@ import json, math, os, shutil, struct, tempfile, time, warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Literal, NamedTuple, Optional, Sequence
+from typing import Any, Iterable, Iterator, Literal, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -18,8 +18,9 @@ from scipy import sparse
 from tqdm.auto import tqdm
 
 from .files import atomic_dir, atomic_file, atomic_write_text, to_json
-from .data import WindowedTextDataset, bos_token_id_of, pad_collate, rank_world
-from .models import Hook, get_activations, resolve_hook, sae_hook
+from .activations import ActBatch, run_consumers
+from .data import bos_token_id_of, rank_world, window_batches
+from .models import Hook, resolve_hook, sae_hook
 
 # %% auto #0
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'MANIFEST', 'TOKENIZER_DIR', 'SimilarityMetric', 'CooccurrenceMetric', 'TokenMetadata',
@@ -91,52 +92,6 @@ class _Npy:
     def close(self): os.close(self.fd)
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
-
-# %% ../nbs/05_activation_db.ipynb #19323aa5
-class _Window(NamedTuple):
-    text_idx: int           # which text of the corpus
-    start: int              # position of the window's first token in the text
-    ids: np.ndarray         # the window's token ids (without BOS)
-
-class _Batch(NamedTuple):
-    windows: list           # `_Window`s, in corpus order
-    tokens: torch.Tensor    # [B, S] right-padded, BOS first when prepended
-    attention_mask: torch.Tensor  # [B, S] 1 for real tokens (BOS included)
-    store: torch.Tensor     # [B, S] bool: the corpus tokens (real, not BOS)
-
-def _corpus_windows(tokenizer, texts:Sequence[str], text_ids:Sequence[int], max_length:int, prepend_bos:bool) -> tuple[Optional[WindowedTextDataset], np.ndarray]:
-    "Validation windows over `texts[text_ids]` (None if no text has a token) and each of those texts' token count."
-    text_ids = list(text_ids)
-    for i in text_ids:
-        if not isinstance(texts[i], str): raise ValueError(f"texts[{i}] is a {type(texts[i]).__name__}, not a str; pass a list of strings")
-    lens = np.zeros(len(text_ids), np.int64)
-    if not text_ids: return None, lens
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*produce no tokens.*")       # empty texts are expected here
-            ds = WindowedTextDataset([texts[i] for i in text_ids], tokenizer, max_length, prepend_bos=prepend_bos, random_crop=False, progress=False)
-    except ValueError as e:
-        if "no text produces any token" in str(e): return None, lens
-        raise
-    lens[ds.text_ids] = np.diff(ds.offsets)
-    return ds, lens
-
-# %% ../nbs/05_activation_db.ipynb #da98a0ad
-def _corpus_batches(ds:Optional[WindowedTextDataset], text_ids:Sequence[int], batch_size:int) -> Iterator[_Batch]:
-    "Batches of `batch_size` consecutive windows of `ds`, with global text indices (`text_ids[dataset text]`)."
-    if ds is None: return
-    text_ids = np.asarray(list(text_ids))
-    pad = ds.pad_token_id if ds.pad_token_id is not None else 0
-    for b0 in range(0, len(ds), batch_size):
-        items = range(b0, min(len(ds), b0 + batch_size))
-        wins = []
-        for i in items:
-            k, s, e = ds.window(i)
-            wins.append(_Window(int(text_ids[ds.text_ids[k]]), s, ds.text_tokens(k)[s:e].astype(np.int64)))
-        tb = pad_collate([ds[i] for i in items], pad)
-        store = tb.attention_mask.clone()
-        if ds.prepend_bos: store[:, 0] = False
-        yield _Batch(wins, tb.tokens, tb.attention_mask.long(), store)
 
 # %% ../nbs/05_activation_db.ipynb #6e6ee11a
 def _sort_top(values:np.ndarray, tokens:np.ndarray, n:int) -> tuple[np.ndarray, np.ndarray]:
@@ -531,7 +486,7 @@ def _dist_info(distributed:bool|None) -> tuple[int, int]:
     return (0, 1) if distributed is False else rank_world()
 
 # %% ../nbs/05_activation_db.ipynb #b42fa7b0
-def _collection_setup(model, sae, texts, hook, batch_size, activation_threshold, max_length, top_n, prepend_bos, sink_threshold) -> dict:
+def _collection_setup(model, sae, texts, hook, batch_size, activation_threshold, max_length, top_n, prepend_bos) -> dict:
     "Validate the arguments of a collection; return the resolved hook, window length and BOS choice."
     if isinstance(texts, str) or not isinstance(texts, Sequence): raise ValueError(f"texts must be a list of strings, got {type(texts).__name__}")
     if len(texts) == 0: raise ValueError("texts is empty; pass at least one text (e.g. sae_nb.models.embedded_corpus('val'))")
@@ -541,7 +496,6 @@ def _collection_setup(model, sae, texts, hook, batch_size, activation_threshold,
     if not isinstance(top_n, int) or top_n < 1: raise ValueError(f"top_n={top_n!r} must be an int >= 1 (examples kept per feature)")
     if not (activation_threshold >= 0 and math.isfinite(activation_threshold)):
         raise ValueError(f"activation_threshold={activation_threshold} must be a finite number >= 0 (entries > threshold are stored)")
-    if sink_threshold is not None and not sink_threshold > 1: raise ValueError(f"sink_threshold={sink_threshold} must be > 1 (a multiple of the window's median norm, e.g. 100) or None")
     if prepend_bos is None: prepend_bos = bool(getattr(sae.cfg, "prepend_bos", False))
     if prepend_bos: bos_token_id_of(model.tokenizer)                   # raises if there is neither BOS nor EOS
     n_ctx = model.cfg.n_ctx
@@ -551,55 +505,60 @@ def _collection_setup(model, sae, texts, hook, batch_size, activation_threshold,
     return dict(hook=hook, max_length=max_length, prepend_bos=bool(prepend_bos))
 
 # %% ../nbs/05_activation_db.ipynb #3dbeec0d
-def _sink_mask(acts:torch.Tensor, store:torch.Tensor, ratio:float) -> torch.Tensor:
-    "Tokens `[B,S]` whose activation norm exceeds `ratio` × the median norm of the stored tokens of their window."
-    norms = acts.float().norm(dim=-1).masked_fill(~store, float("nan"))
-    med = norms.nanmedian(dim=1, keepdim=True).values
-    return store & (norms > ratio * med)
+class _DBConsumer:
+    "Consumer of the activation pass: the SAE's entries above `threshold` of every corpus token, appended to a `_Writer`."
+    def __init__(self, root:Path, sae, hook:Hook, text_ids:Sequence[int], threshold:float, top_n:int, value_dtype:str):
+        self.hooks, self.needs_logits, self.sae, self.threshold = [hook], False, sae, threshold
+        self.writer, self.top = _Writer(root, sae.d_sae, value_dtype), _RunningTop(sae.d_sae, top_n, sae.device)
+        self.text_ids, self.lens, self.n_sinks = np.asarray(list(text_ids)), np.zeros(len(text_ids), np.int64), 0
+
+@patch
+@torch.no_grad()
+def update(self:_DBConsumer, ab:ActBatch):
+    "Append the batch's corpus tokens (real, not BOS); sink tokens get rows without entries."
+    b, dev = ab.batch, self.sae.device
+    pos = b.positions(); rows = b.attention_mask & (pos >= 0)
+    x_ND = ab.acts[self.hooks[0].spec][rows.to(ab.keep.device)].to(dev)
+    sink_N = ~ab.keep.cpu()[rows].to(dev)
+    tidx = torch.as_tensor(self.text_ids)[b.text_idx][:, None].expand_as(rows)[rows].numpy()   # global text indices
+    ids, pos = b.tokens[rows].numpy(), pos[rows].numpy()
+    np.add.at(self.lens, np.searchsorted(self.text_ids, tidx), 1); self.n_sinks += int(sink_N.sum())
+    chunk = max(1, (1 << 22) // self.sae.d_sae)
+    for s in range(0, len(ids), chunk):
+        f = self.sae.encode(x_ND[s:s + chunk]).float()
+        keep = (f > self.threshold) & ~sink_N[s:s + chunk, None]
+        r, c = keep.nonzero(as_tuple=True)                                # row-major: token order
+        v = f[r, c]
+        self.top.update(r, c, v, self.writer.n_tokens)
+        self.writer.add_rows(torch.bincount(r, minlength=len(f)).cpu().numpy(), c.cpu().numpy(), v.cpu().numpy(),
+                             tidx[s:s + chunk], pos[s:s + chunk], ids[s:s + chunk])
 
 # %% ../nbs/05_activation_db.ipynb #e12835e8
-@torch.no_grad()
-def _collect_batch(model, sae, batch:_Batch, setup:dict, writer:_Writer, top:_RunningTop, threshold:float, sink_threshold:float|None) -> tuple[int, int]:
-    "Run one batch of windows and append it to `writer`; return `(tokens stored, sink tokens)`."
-    dev = model.cfg.device
-    acts = get_activations(model, batch.tokens.to(dev), setup["hook"], attention_mask=batch.attention_mask.to(dev))
-    store = batch.store.to(acts.device)
-    sinks = _sink_mask(acts, store, sink_threshold) if sink_threshold else torch.zeros_like(store)
-    x_ND, sink_N = acts[store].to(sae.device), sinks[store].to(sae.device)
-    ids = np.concatenate([w.ids for w in batch.windows])
-    tidx = np.concatenate([np.full(len(w.ids), w.text_idx) for w in batch.windows])
-    pos = np.concatenate([w.start + np.arange(len(w.ids)) for w in batch.windows])
-    chunk = max(1, (1 << 22) // sae.d_sae)
-    for s in range(0, len(ids), chunk):
-        f = sae.encode(x_ND[s:s + chunk]).float()
-        keep = (f > threshold) & ~sink_N[s:s + chunk, None]
-        rows, cols = keep.nonzero(as_tuple=True)                          # row-major: token order
-        vals = f[rows, cols]
-        top.update(rows, cols, vals, writer.n_tokens)
-        writer.add_rows(torch.bincount(rows, minlength=len(f)).cpu().numpy(), cols.cpu().numpy(), vals.cpu().numpy(),
-                        tidx[s:s + chunk], pos[s:s + chunk], ids[s:s + chunk])
-    return len(ids), int(sinks.sum())
+def _while(it:Iterator, cond) -> Iterator:
+    "The items of `it` while `cond()` holds (checked before taking each one)."
+    while cond() and (x := next(it, None)) is not None: yield x
+
+def _collect_into(root:Path, model, sae, texts, text_ids, setup:dict, batch_size:int, threshold:float, top_n:int,
+                  value_dtype, sink_norm_factor, progress:bool, consumers:Sequence=()) -> _DBConsumer:
+    "Stream the texts `text_ids` into a `_DBConsumer` writing in `root` (the `consumers` share the pass); return it."
+    for i in text_ids:
+        if not isinstance(texts[i], str):
+            raise ValueError(f"texts[{i}] is a {type(texts[i]).__name__}, not a str; pass a list of strings")
+    db = _DBConsumer(root, sae, setup["hook"], text_ids, threshold, top_n, value_dtype)
+    cs = [db, *consumers]
+    it = window_batches([texts[i] for i in text_ids], model.tokenizer, setup["max_length"], batch_size, setup["prepend_bos"])
+    kw = dict(sink_norm_factor=sink_norm_factor, progress=progress)
+    run_consumers(model, _while(it, lambda: any(c.needs_logits for c in cs)), cs, **kw)   # with logits while asked
+    run_consumers(model, it, cs, **kw)                                                      # then to the hook only
+    db.writer.add_texts(db.lens)
+    return db
 
 # %% ../nbs/05_activation_db.ipynb #c8616cd0
-def _collect_into(root:Path, model, sae, texts, text_ids, setup:dict, batch_size:int, threshold:float, top_n:int,
-                  value_dtype, sink_threshold, progress:bool, desc:str) -> tuple[_Writer, _RunningTop, int]:
-    "Stream the texts `text_ids` into a `_Writer` in `root`; return it, the running top-N and the number of sink tokens."
-    ds, lens = _corpus_windows(model.tokenizer, texts, text_ids, setup["max_length"], setup["prepend_bos"])
-    writer, top, n_sinks = _Writer(root, sae.d_sae, value_dtype), _RunningTop(sae.d_sae, top_n, sae.device), 0
-    writer.add_texts(lens)
-    bar = tqdm(total=int(lens.sum()), desc=desc, unit="tok", unit_scale=True, disable=not progress, smoothing=0.1)
-    for batch in _corpus_batches(ds, text_ids, batch_size):
-        n, k = _collect_batch(model, sae, batch, setup, writer, top, threshold, sink_threshold)
-        n_sinks += k; bar.update(n)
-    bar.close()
-    return writer, top, n_sinks
-
-# %% ../nbs/05_activation_db.ipynb #b5f25470
-def _collection_meta(model, sae, setup:dict, threshold:float, sink_threshold, n_sinks:int, world:int) -> dict:
+def _collection_meta(model, sae, setup:dict, threshold:float, sink_norm_factor, n_sinks:int, world:int) -> dict:
     "Provenance fields of the manifest."
     return {"model_name": model.cfg.model_name, "hook_spec": setup["hook"].spec, "sae_config": sae.cfg.to_dict(),
             "sae_class": type(sae).__name__, "activation_threshold": float(threshold), "max_length": setup["max_length"],
-            "prepend_bos": setup["prepend_bos"], "sink_threshold": sink_threshold, "n_sink_tokens": int(n_sinks), "world_size": world}
+            "prepend_bos": setup["prepend_bos"], "sink_norm_factor": sink_norm_factor, "n_sink_tokens": int(n_sinks), "world_size": world}
 
 # %% ../nbs/05_activation_db.ipynb #c778b119
 def collect_all_activations(model, # a HookedTransformer with a tokenizer (sae_nb.models.load_model)
@@ -613,12 +572,13 @@ def collect_all_activations(model, # a HookedTransformer with a tokenizer (sae_n
                             top_n:int=20, # max-activating examples kept per feature during collection
                             value_dtype:Literal["float32", "float16"]="float32", # dtype of the stored activations
                             prepend_bos:bool|None=None, # BOS first in every window; default: the SAE's cfg.prepend_bos
-                            sink_threshold:float|None=None, # store no features for tokens whose norm > this × their window's median
+                            sink_norm_factor:float|None=None, # no features for tokens with norm > this × the batch median (e.g. 100)
                             distributed:bool|None=None, # shard texts over torch.distributed ranks; None: when initialised
                             progress:bool=True, # tqdm bar (tokens/s)
+                            consumers:Sequence=(), # more consumers of the same pass (this rank's share of it)
                            ) -> ActivationDatabase:
     "Run `texts` through `model` and `sae`, streaming the sparse token × feature activations into a database on disk."
-    setup = _collection_setup(model, sae, texts, hook, batch_size, activation_threshold, max_length, top_n, prepend_bos, sink_threshold)
+    setup = _collection_setup(model, sae, texts, hook, batch_size, activation_threshold, max_length, top_n, prepend_bos)
     if value_dtype not in ("float32", "float16"): raise ValueError(f"value_dtype={value_dtype!r} is not 'float32' or 'float16'")
     rank, world = _dist_info(distributed)
     if save_path is None:
@@ -628,12 +588,13 @@ def collect_all_activations(model, # a HookedTransformer with a tokenizer (sae_n
     was_training = sae.training
     sae.eval(); model.eval()
     try:
-        args = (setup, batch_size, activation_threshold, top_n, value_dtype, sink_threshold)
+        args = (setup, batch_size, activation_threshold, top_n, value_dtype, sink_norm_factor)
         if world == 1:
             with atomic_dir(save_path) as tmp:
-                w, top, n_sinks = _collect_into(tmp, model, sae, texts, range(len(texts)), *args, progress, "collecting activations")
-                w.finalize(_collection_meta(model, sae, setup, activation_threshold, sink_threshold, n_sinks, 1), top.arrays(), top_n, model.tokenizer, progress)
-        else: _collect_distributed(save_path, rank, world, model, sae, texts, setup, args, progress)
+                c = _collect_into(tmp, model, sae, texts, range(len(texts)), *args, progress, consumers)
+                meta = _collection_meta(model, sae, setup, activation_threshold, sink_norm_factor, c.n_sinks, 1)
+                c.writer.finalize(meta, c.top.arrays(), top_n, model.tokenizer, progress)
+        else: _collect_distributed(save_path, rank, world, model, sae, texts, setup, args, progress, consumers)
     finally: sae.train(was_training)
     if rank == 0 and progress: print(f"activation database: {save_path}")
     return ActivationDatabase.load(save_path)
@@ -742,15 +703,14 @@ def _all_ok(err:str|None, what:str):
     bad = [(r, e) for r, e in enumerate(errs) if e]
     if bad: raise RuntimeError(f"{what} failed on rank(s) {[r for r, _ in bad]}: " + "; ".join(f"rank {r}: {e}" for r, e in bad))
 
-def _collect_distributed(save_path:Path, rank:int, world:int, model, sae, texts, setup:dict, args:tuple, progress:bool):
+def _collect_distributed(save_path:Path, rank:int, world:int, model, sae, texts, setup:dict, args:tuple, progress:bool, consumers:Sequence=()):
     "Rank `rank` collects texts `rank::world` into its part; rank 0 merges the parts into `save_path`."
     parts, err = _parts_dir(save_path), None
     try:
         with atomic_dir(parts/f"rank{rank:05d}") as tmp:
-            w, top, n_sinks = _collect_into(tmp, model, sae, texts, range(rank, len(texts), world), *args,
-                                            progress and rank == 0, f"collecting activations (rank 0 of {world})")
-            meta = {**_collection_meta(model, sae, setup, args[2], args[5], n_sinks, world), "rank": rank, "n_texts_total": len(texts)}
-            w.close_part(meta, top.arrays())
+            c = _collect_into(tmp, model, sae, texts, range(rank, len(texts), world), *args, progress and rank == 0, consumers)
+            meta = {**_collection_meta(model, sae, setup, args[2], args[5], c.n_sinks, world), "rank": rank, "n_texts_total": len(texts)}
+            c.writer.close_part(meta, c.top.arrays())
     except Exception as e: err = f"{type(e).__name__}: {e}"
     try: _all_ok(err, "collection")
     except RuntimeError:

@@ -18,15 +18,16 @@ from torch.utils.data import DataLoader
 
 from .config import AnalysisConfig, default_device
 from .files import atomic_dir, atomic_file, atomic_write_text, to_json
-from .models import Hook, check_sae_hook, embedded_corpus, load_model, resolve_hook, sae_hook
+from .models import Hook, check_sae_hook, load_model, resolve_hook, sae_hook
 from .sae import SAE, load_sae, from_saelens
-from .data import WindowedTextDataset, load_processed_data, pad_collate, pad_token_id_of
+from .data import WindowedTextDataset, pad_collate, pad_token_id_of
+from .sources import TextSource
 from .metrics import (DEAD_THRESHOLD, DENSE_THRESHOLD, SparsityMetrics, SparsityStats, compute_ce_loss,
                             decoder_decorrelation, evaluate_sae, feature_purity, find_dead_features)
 from . import metrics
 
 # %% auto #0
-__all__ = ['AnalysisInputs', 'load_texts', 'resolve_analysis_inputs', 'token_batches', 'run_quick_analysis', 'format_summary',
+__all__ = ['AnalysisInputs', 'resolve_analysis_inputs', 'token_batches', 'run_quick_analysis', 'format_summary',
            'plot_training_history', 'plot_l0_histogram', 'plot_feature_density', 'plot_feature_histograms',
            'plot_ablation', 'sparsity_from_database', 'logit_lens', 'feature_summaries', 'SAEAnalyzer',
            'run_comprehensive_analysis', 'analysis_report']
@@ -66,27 +67,12 @@ def _limit_texts(texts:list, tokenizer, max_texts:Optional[int], max_tokens:Opti
             if total >= max_tokens: return texts[:i + j + 1]
     return texts
 
-def load_texts(data_path=None, # JSON list[str]; None = the embedded corpus's validation split
-               tokenizer=None, # needed for max_tokens
-               max_texts:Optional[int]=None, # keep the first texts
-               max_tokens:Optional[int]=None, # keep whole texts up to this many tokens
-              ) -> tuple[list, str]:
-    "`(texts, description)` of the corpus to analyse."
-    if data_path is not None: texts, src = load_processed_data(data_path), str(data_path)
-    else:
-        texts = embedded_corpus("val")
-        src = f"embedded_corpus('val'): {len(texts)} held-out texts of sae_nb's embedded corpus (no data_path given)"
-    if max_tokens is not None and tokenizer is None: raise ValueError("max_tokens needs a tokenizer")
-    out = _limit_texts(texts, tokenizer, max_texts, max_tokens)
-    if len(out) < len(texts): src += f"; first {len(out)} of {len(texts)} texts"
-    return out, src
-
 # %% ../nbs/07_analysis.ipynb #d3aeded5
 def resolve_analysis_inputs(sae_path=None, # the SAE directory (ours or SAELens's); or pass sae=
                             model_name:Optional[str]=None, # default: the SAE's config `model_name`
                             layer:Optional[int]=None, # default: the SAE's `hook_layer`
                             hook_name:Optional[str]=None, # default: the SAE's `hook_name`
-                            data_path=None, # JSON list[str]; None = embedded_corpus('val')
+                            data_path=None, # a TextSource or its path; None = embedded_corpus('val')
                             max_texts:Optional[int]=None, # keep the first texts
                             max_tokens:Optional[int]=None, # keep whole texts up to this many tokens
                             device:Optional[str]=None, # default: cuda if available
@@ -96,7 +82,8 @@ def resolve_analysis_inputs(sae_path=None, # the SAE directory (ours or SAELens'
                             data_source:Optional[str]=None, # how the report describes `texts`
                            ) -> AnalysisInputs:
     "Load and check everything an analysis needs; `ValueError`/`FileNotFoundError` naming the problem otherwise."
-    if texts is None: texts, src = load_texts(data_path)      # a missing data file fails before anything heavy is loaded
+    if texts is None:                                   # a missing data file fails before anything heavy is loaded
+        source = data_path if isinstance(data_path, TextSource) else TextSource(data_path, embedded="val")
     else:
         texts, src = list(texts), data_source or f"{len(texts)} texts passed in memory"
         if not texts: raise ValueError("texts is empty: pass at least one text, or texts=None to read data_path")
@@ -112,6 +99,10 @@ def resolve_analysis_inputs(sae_path=None, # the SAE directory (ours or SAELens'
         warnings.warn(f"the SAE was trained on model {sae.cfg.model_name!r} but is analysed on {model_name!r}")
     hook = _hook_from(model, sae, layer, hook_name)
     sae = sae.to(model.cfg.device).eval()
+    if texts is None:
+        texts = source.texts(model.tokenizer, model.cfg.d_vocab)
+        src = source.name if source.path or source.dataset else (f"embedded_corpus({source.embedded!r}): "
+                                                                 f"{len(texts)} texts (no data_path given)")
     out = _limit_texts(texts, model.tokenizer, max_texts, max_tokens)
     if len(out) < len(texts): src += f"; first {len(out)} of {len(texts)} texts"
     return AnalysisInputs(model, sae, hook, str(model_name), out, src, None if sae_path is None else str(sae_path))
@@ -156,7 +147,7 @@ def run_quick_analysis(sae_path=None, # the SAE directory
                        model_name:Optional[str]=None, # default: the SAE's config
                        layer:Optional[int]=None, # default: the SAE's hook layer
                        hook_name:Optional[str]=None, # default: the SAE's hook name
-                       data_path=None, # JSON list[str]; None = embedded_corpus('val')
+                       data_path=None, # a TextSource or its path; None = embedded_corpus('val')
                        output=None, # write the results JSON here
                        device:Optional[str]=None, model=None, sae:Optional[SAE]=None,
                        texts:Optional[Sequence[str]]=None, data_source:Optional[str]=None, # the corpus in memory
@@ -164,10 +155,12 @@ def run_quick_analysis(sae_path=None, # the SAE directory
                        **overrides) -> dict: # `AnalysisConfig` fields, e.g. max_texts=6
     "Sparsity, dead latents, reconstruction and ablation (loss recovered, KL) in one pass; no activation database."
     t0, c = time.time(), replace(config or AnalysisConfig(), **overrides)
-    inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, c.max_texts, c.max_tokens, device, model, sae,
-                                  texts, data_source)
-    batches = token_batches(inp.model, inp.texts, c.batch_size, c.max_length or 256, bool(inp.sae.cfg.prepend_bos), progress)
-    ev = evaluate_sae(inp.model, inp.sae, batches, inp.hook, mean_ablation=c.mean_ablation, dead_threshold=c.dead_threshold,
+    inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, c.max_texts, c.max_tokens, device,
+                                  model, sae, texts, data_source)
+    bos = bool(inp.sae.cfg.prepend_bos)
+    batches = token_batches(inp.model, inp.texts, c.batch_size, c.max_length or 256, bos, progress)
+    ev = evaluate_sae(inp.model, inp.sae, batches, inp.hook, mean_ablation=c.mean_ablation,
+                      dead_threshold=c.dead_threshold,
                       progress=progress)
     res = dict(mode="quick", **_run_info(inp), **_eval_results(ev, inp.sae), skip_first=ev["skip_first"], seconds=round(time.time() - t0, 2),
                created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -569,6 +562,45 @@ def analyze_feature_clusters(self:SAEAnalyzer, feature_idx:int, top_k:int=5, met
     "The co-activating features of one feature with the tokens they share."
     return self._need_db().analyze_feature_clusters(feature_idx, top_k, metric, self.cooccurrence if self._cooc_metric == metric else None, verbose=verbose)
 
+# %% ../nbs/07_analysis.ipynb #a4596102
+class _Evaluation:
+    "Consumer of the activation pass: reconstruction and ablation of `sae` on texts `< n_texts`, up to `max_tokens`."
+    def __init__(self, model, sae:SAE, hook:Hook, n_texts:int, max_tokens:Optional[int], mean_ablation:bool=False):
+        self.hooks, self.model, self.sae, self.n_texts, self.max_tokens, self.mean = [hook], model, sae, n_texts, max_tokens, mean_ablation
+        self.rc, self.ab, self.n_tok, self.n_batches, self.done = metrics.ReconstructionStats(sae.d_in), metrics.AblationStats(), 0, 0, False
+
+    @property
+    def needs_logits(self) -> bool: return not self.done
+
+@patch
+@torch.no_grad()
+def update(self:_Evaluation, a):
+    "Fold in one batch of the pass (its rows of texts `< n_texts`)."
+    if self.done: return
+    dev, spec = self.model.cfg.device, self.hooks[0].spec
+    tokens, real = a.batch.tokens.to(dev), a.batch.attention_mask.to(dev)
+    mask = real & (a.batch.text_idx < self.n_texts).to(dev)[:, None]
+    pos = metrics._intervened_positions(mask, bool(self.sae.cfg.prepend_bos))
+    if not pos.any(): self.done = bool((a.batch.text_idx >= self.n_texts).all()); return
+    x = a.acts[spec][pos]
+    x_hat = self.sae(x.to(self.sae.device))[0].to(x.device)
+    self.rc.update(x, x_hat)
+    sel = metrics.scored_positions(mask)
+    if sel.any():
+        self.ab.add_clean(tokens, sel, a.logits)
+        runs = {"sae": x_hat, "zero": torch.zeros_like(x)}
+        if self.mean: runs["mean"] = x.float().mean(0, keepdim=True).expand_as(x)
+        for k, v in runs.items():                      # one intervened logits tensor alive at a time
+            self.ab.add(k, tokens, sel, a.logits, metrics._run_logits(self.model, tokens, real, [(spec, metrics._writer(v, pos))]))
+    self.n_tok += int(pos.sum()); self.n_batches += 1
+    self.done = self.max_tokens is not None and self.n_tok >= self.max_tokens
+
+@patch
+def result(self:_Evaluation) -> dict:
+    "`evaluate_sae`'s `n_tokens`, `reconstruction` and `ablation`."
+    if not self.n_batches: raise ValueError("no batch had a token to evaluate (empty texts, or only first positions with prepend_bos)")
+    return dict(n_tokens=self.n_tok, reconstruction=self.rc.result(), ablation=self.ab.result())
+
 # %% ../nbs/07_analysis.ipynb #e7578dc5
 def _peak_rss_mib() -> Optional[float]:
     "Peak resident memory of this process so far (MiB), where the platform reports it."
@@ -614,14 +646,15 @@ def _analysis_plots(plots:Path, sae_path, sp:SparsityMetrics, ablation:Optional[
 
 # %% ../nbs/07_analysis.ipynb #4354916a
 def run_comprehensive_analysis(sae_path=None, # the SAE directory
-                               config:Optional[AnalysisConfig]=None, # corpus limits, windows, examples, neighbours, thresholds
+                               config:Optional[AnalysisConfig]=None, # corpus limits, windows, examples, thresholds
                                analysis_dir=None, # output directory; default analysis/<SAE directory name>
                                model_name:Optional[str]=None, # default: the SAE's config `model_name`
                                layer:Optional[int]=None, # default: the SAE's hook layer
                                hook_name:Optional[str]=None, # default: the SAE's hook name
-                               data_path=None, # JSON list[str]; None = embedded_corpus('val')
+                               data_path=None, # a TextSource or its path; None = embedded_corpus('val')
                                device:Optional[str]=None, model=None, sae:Optional[SAE]=None,
-                               texts:Optional[Sequence[str]]=None, data_source:Optional[str]=None, # the corpus in memory
+                               texts:Optional[Sequence[str]]=None, # the corpus in memory instead of data_path
+                               data_source:Optional[str]=None, # how the report names that corpus
                                progress:bool=True,
                                **overrides) -> Path: # `AnalysisConfig` fields, e.g. max_texts=6, tag="t1"
     "Activation database, matrices, every metric, feature summaries, plots and a report in `analysis_dir`; returns its path."
@@ -629,37 +662,39 @@ def run_comprehensive_analysis(sae_path=None, # the SAE directory
     from sae_nb.activation_db import collect_all_activations, compute_feature_cooccurrence, compute_feature_similarity
     st = _Stages(progress)
     with st("load"):
-        inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, c.max_texts, c.max_tokens, device, model, sae,
-                                      texts, data_source)
+        inp = resolve_analysis_inputs(sae_path, model_name, layer, hook_name, data_path, c.max_texts, c.max_tokens, device,
+                                      model, sae, texts, data_source)
         if progress and data_path is None and texts is None: print(f"[sae-analyze] no data_path: analysing {inp.data_source}")
     tag = c.tag or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     analysis_dir = Path(analysis_dir) if analysis_dir is not None else Path("analysis")/(Path(sae_path).name if sae_path else "sae")
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with atomic_dir(analysis_dir) as tmp:
-        with st("activation database"):
+        with st("activation database"):                 # and the evaluation: one pass over the corpus serves both
+            n_ev = len(_limit_texts(inp.texts, inp.model.tokenizer, None, c.eval_max_tokens))     # tokenize only to count
+            ev = _Evaluation(inp.model, inp.sae, inp.hook, n_ev, c.eval_max_tokens, c.mean_ablation)
             db = collect_all_activations(inp.model, inp.sae, inp.texts, inp.hook, c.batch_size,
-                                         save_path=tmp/"activation_database", max_length=c.max_length, top_n=c.top_n, progress=progress)
+                                         save_path=tmp/"activation_database", max_length=c.max_length, top_n=c.top_n,
+                                         progress=progress, consumers=[ev])
+            ev = ev.result()
         with st("similarity matrix"):
-            sim = compute_feature_similarity(inp.sae, c.similarity_metric, save_path=tmp/"matrices"/f"feature_similarity_{tag}.npy",
+            sim = compute_feature_similarity(inp.sae, c.similarity_metric,
+                                             save_path=tmp/"matrices"/f"feature_similarity_{tag}.npy",
                                              progress=progress, verbose=False)
         with st("co-occurrence matrix"):
-            cooc = compute_feature_cooccurrence(db, c.cooccurrence_metric, save_path=tmp/"matrices"/f"feature_cooccurrence_{tag}.npy",
+            cooc = compute_feature_cooccurrence(db, c.cooccurrence_metric,
+                                                save_path=tmp/"matrices"/f"feature_cooccurrence_{tag}.npy",
                                                 progress=progress, verbose=False)
         with st("sparsity"): sp = sparsity_from_database(db, c.dead_threshold, c.dense_threshold, progress=progress)
-        with st("reconstruction and ablation"):
-            ev_texts = _limit_texts(inp.texts, inp.model.tokenizer, None, c.eval_max_tokens)     # tokenize only what is evaluated
-            batches = token_batches(inp.model, ev_texts, c.batch_size, db.manifest["max_length"], bool(db.manifest["prepend_bos"]))
-            ev = evaluate_sae(inp.model, inp.sae, batches, inp.hook, sparsity=False, mean_ablation=c.mean_ablation,
-                              max_tokens=c.eval_max_tokens, progress=progress)
         with st("decoder and purity"):
             dec = _decorrelation(inp.sae)
             top_tok = np.asarray(db.top_tokens); ids = np.where(top_tok >= 0, np.asarray(db.token_id)[np.clip(top_tok, 0, None)], -1)
             pur = feature_purity(ids)
         with st("feature summaries"):
-            recs = feature_summaries(db, inp.sae, inp.model, sim, cooc, c.n_examples, c.context, n_neighbors=c.n_neighbors, purity=pur,
-                                     progress=progress)
+            recs = feature_summaries(db, inp.sae, inp.model, sim, cooc, c.n_examples, c.context, n_neighbors=c.n_neighbors,
+                                     purity=pur, progress=progress)
             meta = {"d_sae": inp.sae.d_sae, "model_name": inp.model_name, "hook_spec": inp.hook.spec, "n_tokens": db.n_tokens, "sae_path": inp.sae_path,
-                    "created": created, "n_examples": c.n_examples, "context": c.context, "dense_threshold": c.dense_threshold,
+                    "created": created, "n_examples": c.n_examples, "context": c.context,
+                    "dense_threshold": c.dense_threshold,
                     "title": f"SAE features · {Path(inp.sae_path).name if inp.sae_path else 'sae'} · {inp.hook.spec}",
                     "architecture": inp.sae.cfg.architecture, "data_source": inp.data_source, "tag": tag}
             res_dir = tmp/"results"; res_dir.mkdir(parents=True, exist_ok=True)
@@ -667,7 +702,8 @@ def run_comprehensive_analysis(sae_path=None, # the SAE directory
                 with open(p, "w") as fh:
                     for r in recs: fh.write(to_json(r) + "\n")
             to_json(meta, res_dir/f"feature_summaries_{tag}_meta.json", indent=2)
-        with st("plots"): plots = _analysis_plots(tmp/"plots", inp.sae_path, sp, ev.get("ablation"), recs, c.dead_threshold)
+        with st("plots"):
+            plots = _analysis_plots(tmp/"plots", inp.sae_path, sp, ev.get("ablation"), recs, c.dead_threshold)
         del sim, cooc
         files = {"activation_database": "activation_database", "similarity": f"matrices/feature_similarity_{tag}.npy",
                  "cooccurrence": f"matrices/feature_cooccurrence_{tag}.npy", "results": f"results/analysis_results_{tag}.json",
@@ -680,7 +716,7 @@ def run_comprehensive_analysis(sae_path=None, # the SAE directory
                        cooccurrence_metric=c.cooccurrence_metric)
         to_json(results, res_dir/f"analysis_results_{tag}.json", indent=2)
         stages = st.table(); total = round(time.time() - st.t0, 2)
-        settings = {**c.to_dict(), "tag": tag, "max_length": db.manifest["max_length"], "prepend_bos": db.manifest["prepend_bos"]}
+        settings = {**c.to_dict(), "tag": tag, **{k: db.manifest[k] for k in ("max_length", "prepend_bos")}}
         summary = dict(tag=tag, created=created, analysis_dir=str(analysis_dir), inputs=_run_info(inp), settings=settings, stages=stages,
                        total_seconds=total, files=files, headline=_headline(results), versions=_versions(), torch_threads=torch.get_num_threads())
         to_json(summary, res_dir/f"run_summary_{tag}.json", indent=2)
@@ -757,7 +793,7 @@ def analysis_report(res:dict, summary:dict) -> str:
     for k, p in f["plots"].items(): L += [f"### {names.get(k, k)}", "", f"![{names.get(k, k)}]({p})", ""]
     L += ["## Files", "", "| what | path |", "|---|---|"]
     L += [f"| {k.replace('_', ' ')} | `{v}` |" for k, v in f.items() if k != "plots"]
-    L += ["", "Build the feature dashboard with `sae-dashboard --input <this directory>` (`sae-analyze --full` writes it as "
-          "`dashboard.html`). The activation database opens with "
+    L += ["", "Build the feature dashboard with `sae-dashboard --input <this directory>` (`sae-analyze --full` "
+          "writes it as `dashboard.html`). The activation database opens with "
           "`sae_nb.activation_db.ActivationDatabase.load('<this directory>/activation_database')`.", ""]
     return "\n".join(L)

@@ -12,14 +12,15 @@ from typing import Optional, Sequence
 from .config import QWEN3_MODELS, AnalysisConfig, SAEConfig, TrainingConfig, default_device
 from .files import atomic_dir, atomic_write_text
 from .errors import CLIError, _one_line, run_cli
-from .models import EMBEDDED_MODEL, Hook, embedded_corpus, resolve_hook
+from .models import EMBEDDED_MODEL, Hook, resolve_hook
+from .sources import TextSource
 
 # %% auto #0
 __all__ = ['SAE_TYPES', 'train_parser', 'training_config_from_args', 'check_sae_args', 'sae_config_for', 'default_run_name',
-           'load_texts', 'load_config_from_args', 'run_training', 'train_main', 'model_card', 'build_upload_folder',
-           'upload_to_hf', 'qwen3_parser', 'train_qwen3_main', 'capture_parser', 'capture_main', 'shards_parser',
-           'train_shards_main', 'analyze_parser', 'analyze_main', 'dashboard_parser', 'dashboard_main', 'lora_parser',
-           'lora_main', 'lora_capture_main', 'run_parser', 'run_main']
+           'load_config_from_args', 'run_training', 'train_main', 'model_card', 'build_upload_folder', 'upload_to_hf',
+           'qwen3_parser', 'train_qwen3_main', 'capture_parser', 'capture_main', 'shards_parser', 'train_shards_main',
+           'analyze_parser', 'analyze_main', 'dashboard_parser', 'dashboard_main', 'lora_parser', 'lora_main',
+           'lora_capture_main', 'run_parser', 'run_main']
 
 # %% ../nbs/09_cli.ipynb #afc2f2d6
 class _Parser(argparse.ArgumentParser):
@@ -49,14 +50,20 @@ SAE_TYPES = ("batch_topk", "standard", "topk", "jumprelu", "matryoshka_batch_top
 def _add_model_args(p:argparse.ArgumentParser, default_model:str="Qwen/Qwen3-0.6B"):
     "Model and hook selection flags (shared by the commands that load a model)."
     g = p.add_argument_group("model and hook")
-    g.add_argument("--model-name", default=default_model, help=f"hub name, local save_pretrained directory, or {EMBEDDED_MODEL} (embedded, offline; default %(default)s)")
+    g.add_argument("--model-name", default=default_model,
+                   help=f"hub name, local save_pretrained directory, or {EMBEDDED_MODEL} (embedded, offline; "
+                        "default %(default)s)")
     g.add_argument("--hook-layer", type=int, default=None, help="0-indexed block to hook; omitted = the middle layer")
-    g.add_argument("--middle-layer-strategy", choices=("lower", "upper"), default="lower", help="which middle layer for an even layer count (default %(default)s)")
+    g.add_argument("--middle-layer-strategy", choices=("lower", "upper"), default="lower",
+                   help="which middle layer for an even layer count (default %(default)s)")
     g.add_argument("--hook-name", default="hook_resid_post", help="hook point inside the block (default %(default)s)")
     g.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
-    g.add_argument("--dtype", default=None, help="model weights dtype: float32, bfloat16, float16 (default: the model's)")
-    g.add_argument("--load-in-4bit", action="store_true", help="load the model 4-bit quantized (CUDA + bitsandbytes only)")
-    g.add_argument("--n-devices", type=int, default=None, help="split the model's layers over this many GPUs (TransformerLens n_devices)")
+    g.add_argument("--dtype", default=None,
+                   help="model weights dtype: float32, bfloat16, float16 (default: the model's)")
+    g.add_argument("--load-in-4bit", action="store_true",
+                   help="load the model 4-bit quantized (CUDA + bitsandbytes only)")
+    g.add_argument("--n-devices", type=int, default=None,
+                   help="split the model's layers over this many GPUs (TransformerLens n_devices)")
 
 # %% ../nbs/09_cli.ipynb #c4d3926b
 def _add_sae_args(p:argparse.ArgumentParser):
@@ -64,11 +71,16 @@ def _add_sae_args(p:argparse.ArgumentParser):
     g = p.add_argument_group("SAE architecture")
     g.add_argument("--sae-type", choices=SAE_TYPES, default="batch_topk", help="(default %(default)s)")
     g.add_argument("--sae-expansion", type=float, default=4, help="d_sae = expansion × d_in (default %(default)s)")
-    g.add_argument("--sparsity-penalty", type=float, default=0.01, help="L1 coefficient (standard SAE; JumpReLU L0 weight) (default %(default)s)")
+    g.add_argument("--sparsity-penalty", type=float, default=0.01,
+                   help="L1 coefficient (standard SAE; JumpReLU L0 weight) (default %(default)s)")
     g.add_argument("--topk", type=int, default=128, help="k of TopK / BatchTopK (default %(default)s)")
-    g.add_argument("--topk-aux", type=int, default=None, help="latents in the auxiliary dead-latent loss (default max(1, topk // 2))")
-    g.add_argument("--n-batches-to-dead", type=int, default=200, help="batches without firing before a latent counts as dead and joins the auxiliary loss (default %(default)s)")
-    g.add_argument("--aux-penalty", type=float, default=1/32, help="weight of the auxiliary dead-latent loss (default 1/32)")
+    g.add_argument("--topk-aux", type=int, default=None,
+                   help="latents in the auxiliary dead-latent loss (default max(1, topk // 2))")
+    g.add_argument("--n-batches-to-dead", type=int, default=200,
+                   help="batches without firing before a latent counts as dead and joins the auxiliary loss "
+                        "(default %(default)s)")
+    g.add_argument("--aux-penalty", type=float, default=1/32,
+                   help="weight of the auxiliary dead-latent loss (default 1/32)")
     g.add_argument("--matryoshka-widths", type=lambda v: [int(w) for w in v.split(",")], default=None,
                    help="Matryoshka prefix sizes, comma-separated (default d_sae/8,/4,/2,d_sae)")
     g.add_argument("--jumprelu-sparsity", choices=("step", "tanh", "quadratic"), default="step",
@@ -86,19 +98,25 @@ def _add_train_args(p:argparse.ArgumentParser):
     g = p.add_argument_group("training and memory")
     g.add_argument("--num-epochs", type=int, default=10, help="(default %(default)s)")
     g.add_argument("--batch-size", type=int, default=32, help="text windows per batch (default %(default)s)")
-    g.add_argument("--activation-batch-size", type=int, default=16, help="windows per SAE chunk inside a batch (default %(default)s)")
+    g.add_argument("--activation-batch-size", type=int, default=16,
+                   help="windows per SAE chunk inside a batch (default %(default)s)")
     g.add_argument("--max-text-length", type=int, default=256, help="tokens per window (default %(default)s)")
     g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default %(default)s)")
-    g.add_argument("--log-freq", type=int, default=100, help="batches between progress-bar metric updates (default %(default)s)")
+    g.add_argument("--log-freq", type=int, default=100,
+                   help="batches between progress-bar metric updates (default %(default)s)")
     g.add_argument("--checkpoint-freq", type=int, default=5, help="epochs between checkpoints (default %(default)s)")
-    g.add_argument("--checkpoint-every-steps", type=int, default=None, help="also checkpoint every N optimizer steps (resumable mid-epoch)")
+    g.add_argument("--checkpoint-every-steps", type=int, default=None,
+                   help="also checkpoint every N optimizer steps (resumable mid-epoch)")
     g.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
     g.add_argument("--use-amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 + grad scaler on CUDA)")
     g.add_argument("--seed", type=int, default=42, help="(default %(default)s)")
     e = p.add_argument_group("end-to-end losses")
-    e.add_argument("--use-end-to-end", action=argparse.BooleanOptionalAction, default=True, help="splice the reconstruction into the model and add downstream losses (default on)")
-    e.add_argument("--use-logit-kl", action=argparse.BooleanOptionalAction, default=True, help="KL of the output logits (default on)")
-    e.add_argument("--use-block-mse", action=argparse.BooleanOptionalAction, default=False, help="MSE of later blocks' residuals (default off)")
+    e.add_argument("--use-end-to-end", action=argparse.BooleanOptionalAction, default=True,
+                   help="splice the reconstruction into the model and add downstream losses (default on)")
+    e.add_argument("--use-logit-kl", action=argparse.BooleanOptionalAction, default=True,
+                   help="KL of the output logits (default on)")
+    e.add_argument("--use-block-mse", action=argparse.BooleanOptionalAction, default=False,
+                   help="MSE of later blocks' residuals (default off)")
     e.add_argument("--logit-kl-weight", type=float, default=0.1, help="(default %(default)s)")
     e.add_argument("--block-mse-weight", type=float, default=0.1, help="(default %(default)s)")
 
@@ -106,28 +124,57 @@ def _add_train_args(p:argparse.ArgumentParser):
 def _add_data_args(p:argparse.ArgumentParser):
     "Data and output flags."
     g = p.add_argument_group("data and outputs")
-    g.add_argument("--data-path", default=None, help="JSON list[str] of training texts; omitted = the embedded corpus (Python's docs)")
-    g.add_argument("--val-fraction", type=float, default=0.1, help="texts held out for validation (default %(default)s)")
-    g.add_argument("--max-texts", type=int, default=None, help="use only the first N texts (smoke tests)")
-    g.add_argument("--run-name", default=None, help="names pretrained_models/<run_name>/ and checkpoints/<run_name>/ (default: from model, layer, SAE)")
-    g.add_argument("--output-dir", default=".", help="where pretrained_models/ and checkpoints/ go (default: the current directory)")
-    g.add_argument("--resume-from", default=None, help="a checkpoint directory to resume from, or 'latest' (newest in checkpoints/<run_name>/)")
+    g.add_argument("--val-fraction", type=float, default=0.1,
+                   help="texts held out for validation (default %(default)s)")
+    g.add_argument("--run-name", default=None,
+                   help="names pretrained_models/<run_name>/ and checkpoints/<run_name>/ "
+                        "(default: from model, layer, SAE)")
+    g.add_argument("--output-dir", default=".",
+                   help="where pretrained_models/ and checkpoints/ go (default: the current directory)")
+    g.add_argument("--resume-from", default=None,
+                   help="a checkpoint directory to resume from, or 'latest' (newest in checkpoints/<run_name>/)")
     _add_quiet(g)
 
 def _add_tracking_args(p:argparse.ArgumentParser):
     "W&B and HuggingFace flags (seed 004 §10)."
     g = p.add_argument_group("tracking and publishing")
     g.add_argument("--wandb", action="store_true", help="log epoch metrics to Weights & Biases")
-    g.add_argument("--wandb-project", default=os.environ.get("WANDB_PROJECT", "sae-training"), help="(default %(default)s)")
+    g.add_argument("--wandb-project", default=os.environ.get("WANDB_PROJECT", "sae-training"),
+                   help="(default %(default)s)")
     g.add_argument("--wandb-entity", default=os.environ.get("WANDB_ENTITY"), help="W&B team or user")
-    g.add_argument("--wandb-mode", choices=("online", "offline", "disabled"), default=os.environ.get("WANDB_MODE", "online"), help="(default %(default)s)")
+    g.add_argument("--wandb-mode", choices=("online", "offline", "disabled"),
+                   default=os.environ.get("WANDB_MODE", "online"),
+                   help="(default %(default)s)")
     g.add_argument("--wandb-group", default=None)
     g.add_argument("--wandb-tags", nargs="*", default=None)
     g.add_argument("--wandb-notes", default=None)
-    g.add_argument("--wandb-log-final-artifact", action="store_true", help="upload the final exported SAE (never checkpoints) as a W&B artifact")
+    g.add_argument("--wandb-log-final-artifact", action="store_true",
+                   help="upload the final exported SAE (never checkpoints) as a W&B artifact")
     g.add_argument("--upload-to-hf", action="store_true", help="upload the exported SAE to the HuggingFace hub")
-    g.add_argument("--hf-repo-id", default=os.environ.get("SAE_HF_REPO_ID"), help="<user>/<repo> (default $SAE_HF_REPO_ID)")
+    g.add_argument("--hf-repo-id", default=os.environ.get("SAE_HF_REPO_ID"),
+                   help="<user>/<repo> (default $SAE_HF_REPO_ID)")
     g.add_argument("--hf-private", action="store_true", help="create the hub repo private")
+
+# %% ../nbs/09_cli.ipynb #c36b49e5
+def _add_source_args(p:argparse.ArgumentParser,
+                     max_texts:Optional[int]=None, # default of --max-texts (None: every document)
+                     *aliases:str): # more names of --max-texts, e.g. seed 002's --num-examples
+    "Text source flags (see `sources.TextSource`)."
+    g = p.add_argument_group("text source (default: the embedded corpus)")
+    g.add_argument("--data-path", default=None, help="a .json/.jsonl/.txt/.parquet file, a folder of them, or a "
+                   "Dataset.save_to_disk directory")
+    g.add_argument("--dataset", default=None, help="HuggingFace hub dataset, e.g. allenai/c4")
+    g.add_argument("--dataset-config", default=None, help="the hub dataset's configuration, e.g. en")
+    g.add_argument("--split", default=None, help="split of --dataset or of a saved DatasetDict (default train)")
+    g.add_argument("--text-column", default=None, help="column of the documents (default text, else input_ids: "
+                   "a pre-tokenized dataset)")
+    g.add_argument("--txt-split", choices=("file", "paragraph"), default="file",
+                   help=".txt: one document per file or per blank-line-separated paragraph (default %(default)s)")
+    g.add_argument("--streaming", action="store_true", help="read lazily: only the first --max-texts documents")
+    g.add_argument("--chat-template", action="store_true", help="render chat records ([{role, content}, ...]) "
+                   "with the tokenizer's chat template")
+    g.add_argument("--max-texts", *aliases, dest="max_texts", type=_pos_int, default=max_texts,
+                   help="use only the first N documents" + (f" (default {max_texts})" if max_texts else ""))
 
 # %% ../nbs/09_cli.ipynb #e95f3589
 def train_parser(prog:str="sae-train", default_model:str="Qwen/Qwen3-0.6B") -> argparse.ArgumentParser:
@@ -136,7 +183,7 @@ def train_parser(prog:str="sae-train", default_model:str="Qwen/Qwen3-0.6B") -> a
         description="Train one sparse autoencoder on a transformer's activations and export it to pretrained_models/<run_name>/.",
         epilog=f"examples:\n  {prog} --model-name {EMBEDDED_MODEL} --num-epochs 1 --topk 32 --run-name demo\n"
                f"  {prog} --model-name Qwen/Qwen3-1.7B --hook-layer 12 --sae-type batch_topk --topk 128 --wandb")
-    for add in (_add_model_args, _add_sae_args, _add_train_args, _add_data_args, _add_tracking_args):
+    for add in (_add_model_args, _add_sae_args, _add_train_args, _add_source_args, _add_data_args, _add_tracking_args):
         add(p, default_model) if add is _add_model_args else add(p)
     return p
 
@@ -144,10 +191,11 @@ def train_parser(prog:str="sae-train", default_model:str="Qwen/Qwen3-0.6B") -> a
 def training_config_from_args(a:argparse.Namespace) -> TrainingConfig:
     "The `TrainingConfig` the flags describe (validated)."
     return TrainingConfig(num_epochs=a.num_epochs, batch_size=a.batch_size, lr=a.lr, use_end_to_end=a.use_end_to_end,
-        use_logit_kl=a.use_logit_kl, use_block_mse=a.use_block_mse, logit_kl_weight=a.logit_kl_weight, block_mse_weight=a.block_mse_weight, log_freq=a.log_freq,
-        activation_batch_size=a.activation_batch_size, max_text_length=a.max_text_length, max_steps=a.max_steps,
-        use_amp=a.use_amp, seed=a.seed, val_fraction=a.val_fraction, checkpoint_freq=a.checkpoint_freq,
-        device=a.device or default_device(), wandb=a.wandb, wandb_project=a.wandb_project, wandb_entity=a.wandb_entity,
+        use_logit_kl=a.use_logit_kl, use_block_mse=a.use_block_mse, logit_kl_weight=a.logit_kl_weight,
+        block_mse_weight=a.block_mse_weight, log_freq=a.log_freq,
+        activation_batch_size=a.activation_batch_size, max_steps=a.max_steps,
+        use_amp=a.use_amp, seed=a.seed, val_fraction=a.val_fraction, checkpoint_freq=a.checkpoint_freq, wandb=a.wandb,
+        wandb_project=a.wandb_project, wandb_entity=a.wandb_entity,
         wandb_mode=a.wandb_mode, wandb_group=a.wandb_group, wandb_tags=a.wandb_tags, wandb_notes=a.wandb_notes,
         wandb_run_name=a.run_name, wandb_log_final_artifact=a.wandb_log_final_artifact)
 
@@ -188,6 +236,12 @@ def default_run_name(model_name:str, sae_cfg:SAEConfig) -> str:
     return f"{short}_layer{sae_cfg.hook_layer}_{kind}_exp{int(exp) if exp == int(exp) else round(exp, 2)}"
 
 # %% ../nbs/09_cli.ipynb #2c6eb118
+def _source_from_args(a:argparse.Namespace, embedded:str="all") -> TextSource:
+    "The `TextSource` the flags name (flags and path checked, nothing read yet)."
+    return TextSource(a.data_path, a.dataset, a.dataset_config, a.split, a.text_column, a.streaming, a.max_texts,
+                      a.txt_split, a.chat_template, embedded)
+
+# %% ../nbs/09_cli.ipynb #aeb3497c
 def _rank0() -> bool:
     "Whether this is rank 0 (torchrun runs a command once per process)."
     return int(os.environ.get("RANK", "0")) == 0
@@ -196,18 +250,16 @@ def _say(*args, **kw):
     "Print on rank 0 only."
     if _rank0(): print(*args, **kw, flush=True)
 
-def load_texts(data_path:Optional[str], # JSON list[str], or None for the embedded corpus
-               max_texts:Optional[int]=None, # keep only the first N
-              ) -> list[str]:
-    "Training texts for a command, saying where they come from."
-    from sae_nb.data import load_processed_data
-    if data_path is None:
-        texts = embedded_corpus("all")
+def _texts_from_args(a:argparse.Namespace, # parsed flags of `_add_source_args`
+                     model=None, # the loaded model: its tokenizer renders chat records and bounds token ids
+                    ) -> list[str]:
+    "The texts of the source the flags name, saying where they come from."
+    src = _source_from_args(a)
+    texts = src.texts(*(() if model is None else (model.tokenizer, model.cfg.d_vocab)))
+    if src.path is None and src.dataset is None:
         _say(f"no --data-path: training on the embedded corpus (Python's bundled docs and docstrings, {len(texts):,} texts)")
-    else:
-        if not Path(data_path).exists(): raise FileNotFoundError(f"--data-path {data_path} does not exist; pass a JSON list[str] file, or omit it to use the embedded corpus")
-        texts = load_processed_data(data_path)
-    return texts[:max_texts] if max_texts else texts
+    else: _say(f"{len(texts):,} texts from {src.name}")
+    return texts
 
 def load_config_from_args(a:argparse.Namespace) -> dict:
     "seed 000's `MODEL_LOAD_CONFIG` from the flags (only what was given)."
@@ -242,11 +294,12 @@ def run_training(a:argparse.Namespace, # parsed `sae-train` flags
     check_sae_args(a)
     tcfg = training_config_from_args(a)
     if a.resume_from not in (None, "latest") and not Path(a.resume_from).exists(): _resolve_resume(a.resume_from, Path("."))  # fail before loading
-    texts = load_texts(a.data_path, a.max_texts) if texts is None else texts
-    train_texts, val_texts = split_train_val(texts, a.val_fraction, seed=a.seed)
+    if texts is None: _source_from_args(a)                  # a bad source fails before the model loads
     if model is None:
         _say(f"loading {a.model_name} ...")
         model = load_model(a.model_name, progress=not a.quiet, **load_config_from_args(a))
+    texts = _texts_from_args(a, model) if texts is None else texts
+    train_texts, val_texts = split_train_val(texts, a.val_fraction, seed=a.seed)
     scfg = sae_config_for(model, a)
     run_name = a.run_name or default_run_name(a.model_name, scfg)
     out = Path(a.output_dir)
@@ -362,7 +415,8 @@ def qwen3_parser() -> argparse.ArgumentParser:
     "The `sae-train-qwen3` argument parser."
     p = train_parser("sae-train-qwen3")
     p.description = "Train one BatchTopK SAE per Qwen3 model with per-model memory defaults (seed 004's batch pipeline)."
-    p.add_argument("--models", nargs="+", default=list(QWEN3_MODELS), help="models to train, in order (default: %(default)s)")
+    p.add_argument("--models", nargs="+", default=list(QWEN3_MODELS),
+                   help="models to train, in order (default: %(default)s)")
     for a in p._actions:      # memory knobs default to the per-model table; the batch pipeline is BatchTopK only
         if a.dest in ("batch_size", "activation_batch_size", "num_epochs"): a.default = None
         if a.dest == "sae_type": a.choices, a.help = ("batch_topk",), "BatchTopK only in the batch pipeline"
@@ -385,13 +439,12 @@ def _per_model_args(a:argparse.Namespace, model_name:str, group:str) -> argparse
 def train_qwen3_main(argv:Optional[Sequence[str]]=None) -> int:
     "`sae-train-qwen3`: one BatchTopK SAE per model; failures are reported and the rest continue."
     def body(a):
-        check_sae_args(a)
-        texts = load_texts(a.data_path, a.max_texts)
+        check_sae_args(a); _source_from_args(a)                # each model's run reads the source with its tokenizer
         group = a.wandb_group or time.strftime("qwen3_sae_batch_%Y%m%d_%H%M%S")
         results = {}
         for name in a.models:
             _say(f"\n=== {name} ===")
-            try: results[name] = dict(status="ok", **run_training(_per_model_args(a, name, group), texts=texts))
+            try: results[name] = dict(status="ok", **run_training(_per_model_args(a, name, group)))
             except Exception as e:
                 if os.environ.get("SAE_NB_DEBUG"): traceback.print_exc()
                 results[name] = dict(status="failed", error=f"{type(e).__name__}: {_one_line(e)}")
@@ -405,17 +458,18 @@ def train_qwen3_main(argv:Optional[Sequence[str]]=None) -> int:
 # %% ../nbs/09_cli.ipynb #08e38ed3
 def capture_parser() -> argparse.ArgumentParser:
     "The `sae-capture` argument parser."
-    p = _Parser(prog="sae-capture", description="Capture a model's activations at one hook into safetensors shards (resumable).")
-    _add_model_args(p, EMBEDDED_MODEL)
+    p = _Parser(prog="sae-capture",
+                description="Capture a model's activations at one hook into safetensors shards (resumable).")
+    _add_model_args(p, EMBEDDED_MODEL); _add_source_args(p)
     g = p.add_argument_group("capture")
-    g.add_argument("--data-path", default=None, help="JSON list[str]; omitted = the embedded corpus")
-    g.add_argument("--max-texts", type=int, default=None, help="use only the first N texts")
     g.add_argument("--output-dir", required=True, help="shard directory (resumed if it holds an unfinished capture)")
     g.add_argument("--tokens-per-shard", type=int, default=65536, help="(default %(default)s)")
     g.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default %(default)s)")
     g.add_argument("--max-text-length", type=int, default=256, help="tokens per window (default %(default)s)")
-    g.add_argument("--drop-bos", action=argparse.BooleanOptionalAction, default=True, help="leave BOS rows out (default on)")
-    g.add_argument("--sink-norm-factor", type=float, default=None, help="drop tokens whose norm exceeds this × the batch median (e.g. 100)")
+    g.add_argument("--drop-bos", action=argparse.BooleanOptionalAction, default=True,
+                   help="leave BOS rows out (default on)")
+    g.add_argument("--sink-norm-factor", type=float, default=None,
+                   help="drop tokens whose norm exceeds this × the batch median (e.g. 100)")
     g.add_argument("--storage-dtype", default=None, help="dtype of the stored rows (default: the model's)")
     g.add_argument("--overwrite", action="store_true", help="discard an existing capture in --output-dir")
     _add_quiet(g)
@@ -426,8 +480,9 @@ def capture_main(argv:Optional[Sequence[str]]=None) -> int:
     def body(a):
         from sae_nb.data import capture_activations, read_manifest
         from sae_nb.models import load_model
-        texts = load_texts(a.data_path, a.max_texts)
+        _source_from_args(a)
         model = load_model(a.model_name, progress=not a.quiet, **load_config_from_args(a))
+        texts = _texts_from_args(a, model)
         hook = resolve_hook(model, a.hook_layer, a.hook_name, a.middle_layer_strategy)
         out = capture_activations(model, texts, hook, a.output_dir, tokens_per_shard=a.tokens_per_shard, batch_size=a.batch_size,
                                   max_length=a.max_text_length, drop_bos=a.drop_bos, sink_norm_factor=a.sink_norm_factor,
@@ -437,14 +492,18 @@ def capture_main(argv:Optional[Sequence[str]]=None) -> int:
     return _run_main(capture_parser(), argv, body)
 
 # %% ../nbs/09_cli.ipynb #fee4d4f0
-def _add_activation_train_args(p:argparse.ArgumentParser, sae_types=SAE_TYPES, expansion:float=8, topk:int=32, batch_size:int=4096):
-    "SAE and optimisation flags of the commands that train on stored activations (`sae-train-shards`, `sae-lora train`)."
+def _add_activation_train_args(p:argparse.ArgumentParser, sae_types=SAE_TYPES, expansion:float=8, topk:int=32,
+                               batch_size:int=4096):
+    "SAE and optimisation flags of the commands that train on stored activations (sae-train-shards, sae-lora train)."
     p.add_argument("--sae-type", "--architecture", dest="sae_type", choices=sae_types, default="batch_topk")
     p.add_argument("--sae-expansion", "--expansion-factor", dest="sae_expansion", type=float, default=expansion,
                    help="d_sae = expansion × d_in (default %(default)s)")
-    p.add_argument("--topk", "--k", dest="topk", type=int, default=topk, help="k of TopK / BatchTopK (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=batch_size, help="activation rows per step and rank (default %(default)s)")
-    p.add_argument("--num-epochs", "--max-epochs", dest="num_epochs", type=int, default=10, help="(default %(default)s)")
+    p.add_argument("--topk", "--k", dest="topk", type=int, default=topk,
+                   help="k of TopK / BatchTopK (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=batch_size,
+                   help="activation rows per step and rank (default %(default)s)")
+    p.add_argument("--num-epochs", "--max-epochs", dest="num_epochs", type=int, default=10,
+                   help="(default %(default)s)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
     p.add_argument("--lr", type=float, default=1e-3, help="(default %(default)s)")
     p.add_argument("--seed", type=int, default=42, help="(default %(default)s)")
@@ -463,7 +522,8 @@ def _wandb_on(a:argparse.Namespace) -> bool:
 
 def shards_parser() -> argparse.ArgumentParser:
     "The `sae-train-shards` argument parser (seed 001's flags as aliases)."
-    p = _Parser(prog="sae-train-shards", description="Train an SAE on cached activation shards (seed 001's sae_training.py).")
+    p = _Parser(prog="sae-train-shards",
+                description="Train an SAE on cached activation shards (seed 001's sae_training.py).")
     p.add_argument("--shard-dir", required=True, help="directory written by sae-capture (or a folder of .pt shards)")
     p.add_argument("--model-name", "--model", dest="model_name", default=None,
                    help="model name recorded in the SAE's metadata (default: from the manifest)")
@@ -492,12 +552,15 @@ def train_shards_main(argv:Optional[Sequence[str]]=None) -> int:
         hook = Hook.from_spec(man["hook_spec"], ds.d_in) if man.get("hook_spec") else None
         layer, name = (hook.layer, hook.name) if hook else (None, "hook_resid_post")
         cfg = SAEConfig(d_in=ds.d_in, expansion_factor=a.sae_expansion, architecture=a.sae_type,
-                        top_k=a.topk if "topk" in a.sae_type else None, l1_coefficient=a.sparsity_penalty,
+                        top_k=a.topk if "topk" in a.sae_type else None,
+                        l1_coefficient=a.sparsity_penalty,
                         decorrelation_coeff=a.decorrelation_coeff, hook_layer=layer, hook_name=name, device=a.device or default_device(),
                         model_name=a.model_name or man.get("model_name"))
-        tcfg = TrainingConfig(num_epochs=a.num_epochs, max_steps=a.max_steps, batch_size=a.batch_size, lr=a.lr, warmup_steps=a.warmup_steps,
-                              use_amp=a.use_amp, seed=a.seed, use_end_to_end=False, device=cfg.device,
-                              wandb=_wandb_on(a), wandb_project=a.wandb_project or "sae-training", wandb_mode=a.wandb_mode)
+        tcfg = TrainingConfig(num_epochs=a.num_epochs, max_steps=a.max_steps, batch_size=a.batch_size, lr=a.lr,
+                              warmup_steps=a.warmup_steps,
+                              use_amp=a.use_amp, seed=a.seed, use_end_to_end=False,
+                              wandb=_wandb_on(a), wandb_project=a.wandb_project or "sae-training",
+                              wandb_mode=a.wandb_mode)
         run_name = a.run_name or default_run_name(cfg.model_name or "shards", cfg)
         ckpt = Path(a.checkpoint_dir) if a.checkpoint_dir else Path(a.output_dir)/"checkpoints"/run_name
         export = Path(a.output_dir)/"pretrained_models"/run_name
@@ -512,30 +575,34 @@ def train_shards_main(argv:Optional[Sequence[str]]=None) -> int:
 # %% ../nbs/09_cli.ipynb #1b0f4ce6
 def analyze_parser() -> argparse.ArgumentParser:
     "The `sae-analyze` argument parser."
-    p = _Parser(prog="sae-analyze", description="Analyse a trained SAE: a quick check (sparsity, dead latents, reconstruction, "
-                "loss recovered) or the comprehensive analysis (activation database, similarity and co-occurrence, feature "
+    p = _Parser(prog="sae-analyze", description="Analyse a trained SAE: a quick check (sparsity, dead latents, "
+                "reconstruction, loss recovered) or the comprehensive analysis (activation database, similarity and "
+                "co-occurrence, feature "
                 "summaries, plots, report, dashboard).")
     m = p.add_mutually_exclusive_group()
-    m.add_argument("--quick", action="store_true", help="sparsity, dead latents, reconstruction and ablation in one pass (default)")
+    m.add_argument("--quick", action="store_true",
+                   help="sparsity, dead latents, reconstruction and ablation in one pass (default)")
     m.add_argument("--full", action="store_true", help="the comprehensive analysis into --analysis-dir")
-    p.add_argument("--sae-path", required=True, help="the SAE directory (weights.safetensors + config.json, or a SAELens directory)")
-    p.add_argument("--model-name", help=f"model to load (default: the SAE's config model_name): hub name, directory or {EMBEDDED_MODEL}")
+    p.add_argument("--sae-path", required=True,
+                   help="the SAE directory (weights.safetensors + config.json, or a SAELens directory)")
+    p.add_argument("--model-name",
+                   help=f"model to load (default: the SAE's model_name): hub name, directory or {EMBEDDED_MODEL}")
     p.add_argument("--hook-layer", "--layer", dest="hook_layer", type=int, help="hook layer (default: the SAE's)")
     p.add_argument("--hook-name", help="hook name, e.g. hook_resid_post (default: the SAE's)")
-    p.add_argument("--data-path", help="JSON list of texts (default: the embedded corpus's held-out split)")
     p.add_argument("--batch-size", type=_pos_int, default=8, help="windows per forward pass (default 8)")
     p.add_argument("--max-text-length", "--max-length", dest="max_text_length", type=_pos_int,
                    help="tokens per window (default: the SAE's context_size or 256)")
-    p.add_argument("--max-texts", type=_pos_int, help="analyse only the first N texts")
     p.add_argument("--max-tokens", type=_pos_int, help="analyse only the first texts up to N tokens")
-    p.add_argument("--analysis-dir", "--output-dir", dest="analysis_dir", help="--full: output directory (default analysis/<SAE name>)")
+    p.add_argument("--analysis-dir", "--output-dir", dest="analysis_dir",
+                   help="--full: output directory (default analysis/<SAE name>)")
     p.add_argument("--output", help="--quick: write the results JSON here")
-    p.add_argument("--eval-max-tokens", type=_pos_int, default=100_000, help="--full: tokens for reconstruction and ablation (default 100000)")
+    p.add_argument("--eval-max-tokens", type=_pos_int, default=100_000,
+                   help="--full: tokens for reconstruction and ablation (default 100000)")
     p.add_argument("--mean-ablation", action="store_true", help="also report the mean-ablation loss")
     p.add_argument("--no-dashboard", action="store_true", help="--full: do not write dashboard.html")
     p.add_argument("--tag", help="--full: suffix of the result files (default: a UTC timestamp)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    _add_quiet(p)
+    _add_source_args(p); _add_quiet(p)
     return p
 
 # %% ../nbs/09_cli.ipynb #6e622564
@@ -549,20 +616,23 @@ def _write_dashboard(analysis_dir:Path, tag:Optional[str]=None) -> Path:
 def _analyze(a:argparse.Namespace):
     "Run the analysis the parsed flags ask for and print where its results are."
     from sae_nb.analysis import format_summary, run_comprehensive_analysis, run_quick_analysis
-    cfg = AnalysisConfig(batch_size=a.batch_size, max_texts=a.max_texts, max_tokens=a.max_tokens, max_length=a.max_text_length,
-                         eval_max_tokens=a.eval_max_tokens, mean_ablation=a.mean_ablation, tag=a.tag)
-    kw = dict(model_name=a.model_name, layer=a.hook_layer, hook_name=a.hook_name, data_path=a.data_path, device=a.device,
-              progress=not a.quiet)
+    cfg = AnalysisConfig(batch_size=a.batch_size, max_texts=a.max_texts, max_tokens=a.max_tokens,
+                         max_length=a.max_text_length, eval_max_tokens=a.eval_max_tokens, mean_ablation=a.mean_ablation,
+                         tag=a.tag)
+    src = _source_from_args(a, embedded="val")               # default: the embedded corpus's held-out split
+    kw = dict(model_name=a.model_name, layer=a.hook_layer, hook_name=a.hook_name, device=a.device, progress=not a.quiet,
+              data_path=src if src.path or src.dataset else None)
     if not a.full:
         res = run_quick_analysis(a.sae_path, cfg, output=a.output, **kw)
         return print(format_summary(res) + (f"\nresults: {a.output}" if a.output else ""))
     out = Path(run_comprehensive_analysis(a.sae_path, cfg, a.analysis_dir, **kw))
     res = json.loads(next((out/"results").glob(f"analysis_results_{a.tag or '*'}.json")).read_text())
     if not a.no_dashboard: _write_dashboard(out, res["tag"])
-    print(format_summary(res) + f"\nanalysis: {out}\nreport: {out/'README.md'}" + ("" if a.no_dashboard else f"\ndashboard: {out/'dashboard.html'}"))
+    print(format_summary(res) + f"\nanalysis: {out}\nreport: {out/'README.md'}"
+          + ("" if a.no_dashboard else f"\ndashboard: {out/'dashboard.html'}"))
 
 def analyze_main(argv:Optional[Sequence[str]]=None) -> int:
-    "`sae-analyze`: the quick check or the comprehensive analysis (and its dashboard); 0, or 2 with one line on bad input."
+    "`sae-analyze`: the quick check or the comprehensive analysis (and its dashboard); 2 and one line on bad input."
     return _run_main(analyze_parser(), argv, _analyze)
 
 # %% ../nbs/09_cli.ipynb #0b40c865
@@ -581,9 +651,12 @@ def _parse_features(spec:Optional[str]) -> Optional[list[int]]:
 # %% ../nbs/09_cli.ipynb #c8a776f6
 def dashboard_parser() -> argparse.ArgumentParser:
     "The `sae-dashboard` argument parser."
-    p = _Parser(prog="sae-dashboard", description="Write a self-contained HTML dashboard of SAE features (opens offline in any browser).")
-    p.add_argument("--input", "-i", required=True, help="feature-data JSON, results/feature_summaries_<tag>.jsonl, or an analysis directory")
-    p.add_argument("--output", "-o", help="HTML file to write (default: <analysis_dir>/dashboard.html or <input>_dashboard.html)")
+    p = _Parser(prog="sae-dashboard",
+                description="Write a self-contained HTML dashboard of SAE features (opens offline in any browser).")
+    p.add_argument("--input", "-i", required=True,
+                   help="feature-data JSON, results/feature_summaries_<tag>.jsonl, or an analysis directory")
+    p.add_argument("--output", "-o",
+                   help="HTML file to write (default: <analysis_dir>/dashboard.html or <input>_dashboard.html)")
     p.add_argument("--title", help="page title (default: model and hook)")
     p.add_argument("--tag", help="which feature_summaries_<tag>.jsonl of an analysis directory (default: the newest)")
     p.add_argument("--features", help="only these features, e.g. 0-999,4096")
@@ -595,9 +668,10 @@ def _dashboard(a:argparse.Namespace):
     "Write the dashboard the parsed flags ask for."
     from sae_nb.dashboard import generate_dashboard
     inp = Path(a.input)
-    out = Path(a.output) if a.output else inp/"dashboard.html" if inp.is_dir() else inp.with_name(inp.stem + "_dashboard.html")
-    path = generate_dashboard(inp, out, title=a.title, features=_parse_features(a.features), precision=a.precision, tag=a.tag,
-                              progress=not a.quiet)
+    out = inp/"dashboard.html" if inp.is_dir() else inp.with_name(f"{inp.stem}_dashboard.html")
+    out = Path(a.output) if a.output else out
+    path = generate_dashboard(inp, out, title=a.title, features=_parse_features(a.features), precision=a.precision,
+                              tag=a.tag, progress=not a.quiet)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
 
 def dashboard_main(argv:Optional[Sequence[str]]=None) -> int:
@@ -608,26 +682,30 @@ def dashboard_main(argv:Optional[Sequence[str]]=None) -> int:
 def _lora_selection(p:argparse.ArgumentParser, default_help:str):
     "--adapters / --all-adapters."
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--adapters", default=None, help="comma-separated adapter types (gate_proj,up_proj,... or g,u,d / mlp / attention / all); "
+    g.add_argument("--adapters", default=None,
+                   help="comma-separated adapter types (gate_proj,up_proj,... or g,u,d / mlp / attention / all); "
                    + default_help)
     g.add_argument("--all-adapters", action="store_true", help="all seven adapter types")
 
 def _lora_capture_args(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     "Flags of the capture step."
-    p.add_argument("--adapter-path", required=True, help="PEFT adapter directory (adapter_config.json + adapter_model.safetensors)")
+    p.add_argument("--adapter-path", required=True,
+                   help="PEFT adapter directory (adapter_config.json + adapter_model.safetensors)")
     p.add_argument("--model-name", "--model-path", dest="model_name", default=None,
-                   help=f"base model: hub name, directory or {EMBEDDED_MODEL} (default: the adapter's base_model_name_or_path)")
+                   help=f"base model: hub name, directory or {EMBEDDED_MODEL} (default: the adapter's base model)")
     _lora_selection(p, "default: all seven")
-    p.add_argument("--max-texts", "--num-examples", dest="max_texts", type=int, default=1000, help="texts to capture (the first N)")
-    p.add_argument("--data-path", default=None, help="JSON file holding a list of strings (default: the embedded corpus)")
-    p.add_argument("--max-text-length", "--max-length", dest="max_text_length", type=int, default=512, help="tokens per text (truncated)")
+    _add_source_args(p, 1000, "--num-examples")
+    p.add_argument("--max-text-length", "--max-length", dest="max_text_length", type=int, default=512,
+                   help="tokens per text (truncated)")
     p.add_argument("--batch-size", type=int, default=8, help="texts per forward pass (per process)")
     p.add_argument("--output-dir", default=".", help="writes OUTPUT_DIR/activations*/lora_activations.h5")
     p.add_argument("--chunk-size", type=int, default=8192, help="token rows per HDF5 append")
-    p.add_argument("--num-procs", "--num-gpus", dest="num_procs", type=int, default=1, help="processes to spawn (one per GPU) outside torchrun")
+    p.add_argument("--num-procs", "--num-gpus", dest="num_procs", type=int, default=1,
+                   help="processes to spawn (one per GPU) outside torchrun")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     p.add_argument("--dtype", default="float32", help="model weights dtype (bfloat16 for large models)")
-    p.add_argument("--store-dtype", default="float32", choices=["float32", "float16"], help="activations dtype in the file")
+    p.add_argument("--store-dtype", default="float32", choices=["float32", "float16"],
+                   help="activations dtype in the file")
     p.add_argument("--compression", default=None, choices=["gzip", "lzf"], help="HDF5 compression")
     p.add_argument("--device-map", default=None, help="HF device_map (e.g. auto) to spread one model over several GPUs")
     _add_quiet(p)
@@ -635,20 +713,24 @@ def _lora_capture_args(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def _lora_capture(a:argparse.Namespace):
     "Step 1 from parsed flags; prints the file written."
-    from sae_nb.lora import adapter_initials, capture_lora, load_texts, read_lora_info
-    out = capture_lora(a.adapter_path, load_texts(a.data_path, a.max_texts), a.output_dir, None if a.all_adapters else a.adapters,
-                       model_name=a.model_name, max_length=a.max_text_length, batch_size=a.batch_size, chunk_size=a.chunk_size,
-                       num_procs=a.num_procs, device=a.device, dtype=a.dtype, store_dtype=a.store_dtype, compression=a.compression,
-                       device_map=a.device_map, metadata={"data_path": a.data_path}, progress=not a.quiet)
+    from sae_nb.lora import adapter_initials, capture_lora, read_lora_info
+    texts = _source_from_args(a, embedded="train").texts()
+    out = capture_lora(a.adapter_path, texts, a.output_dir,
+                       None if a.all_adapters else a.adapters, model_name=a.model_name, max_length=a.max_text_length,
+                       batch_size=a.batch_size, chunk_size=a.chunk_size, num_procs=a.num_procs, device=a.device,
+                       dtype=a.dtype, store_dtype=a.store_dtype, compression=a.compression, device_map=a.device_map,
+                       metadata={"data_path": a.data_path}, progress=not a.quiet)
     if _rank0():
         i = read_lora_info(out)
-        print(f"wrote {out}: {i.n_tokens} tokens × {i.d_in} ({adapter_initials(i.adapters)}, {i.layout.n_layers} layers, "
+        print(f"wrote {out}: {i.n_tokens} tokens × {i.d_in} ({adapter_initials(i.adapters)}, "
+              f"{i.layout.n_layers} layers, "
               f"rank {i.layout.rank or 'mixed'}) from {i.n_examples} texts")
 
 # %% ../nbs/09_cli.ipynb #6fc690a4
 def _lora_train_args(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     "Flags of the training step."
-    p.add_argument("--activations", default=".", help="capture file, its directory, or the capture's --output-dir (default: .)")
+    p.add_argument("--activations", default=".",
+                   help="capture file, its directory, or the capture's --output-dir (default: .)")
     _lora_selection(p, "default: the selection of the file found")
     p.add_argument("--output-dir", default=".", help="writes OUTPUT_DIR/trained_sae_adapters_<initials>/")
     p.add_argument("--val-fraction", type=float, default=0.0, help="texts held out for validation")
@@ -658,9 +740,10 @@ def _lora_train_args(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
 def _lora_train(a:argparse.Namespace):
     "Step 2 from parsed flags."
     from sae_nb.lora import train_lora_sae
-    out = train_lora_sae(a.activations, "all" if a.all_adapters else a.adapters, a.output_dir, a.sae_expansion, a.topk, a.sae_type,
-                         a.batch_size, a.lr, a.num_epochs, a.max_steps, a.val_fraction, not a.no_normalize, a.device, a.seed,
-                         checkpoint_dir=a.checkpoint_dir, resume_from=a.resume_from, progress=not a.quiet, wandb=_wandb_on(a),
+    out = train_lora_sae(a.activations, "all" if a.all_adapters else a.adapters, a.output_dir, a.sae_expansion, a.topk,
+                         a.sae_type, a.batch_size, a.lr, a.num_epochs, a.max_steps, a.val_fraction, not a.no_normalize,
+                         a.device, a.seed, checkpoint_dir=a.checkpoint_dir, resume_from=a.resume_from,
+                         progress=not a.quiet, wandb=_wandb_on(a),
                          wandb_project=a.wandb_project or "sae-training")
     _say(f"wrote {out}")
 
@@ -669,10 +752,12 @@ def _lora_collect_args(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     "Flags of the collection step."
     p.add_argument("--sae-path", "--model-path", dest="sae_path", required=True,
                    help="the trained SAE (the train step's directory; seed 002's NAME.pt finds NAME/)")
-    p.add_argument("--n-examples", "--top-k", dest="n_examples", type=int, default=10, help="max-activating examples per feature")
+    p.add_argument("--n-examples", "--top-k", dest="n_examples", type=int, default=10,
+                   help="max-activating examples per feature")
     p.add_argument("--context", type=int, default=10, help="tokens either side of the max token")
     p.add_argument("--activations", default=None, help="capture file (default: the one the SAE was trained on)")
-    p.add_argument("--tokenizer", default=None, help="tokenizer directory or hub name (default: the model the capture names)")
+    p.add_argument("--tokenizer", default=None,
+                   help="tokenizer directory or hub name (default: the model the capture names)")
     p.add_argument("--batch-size", type=int, default=8192, help="rows encoded per step")
     p.add_argument("--device", default=None)
     p.add_argument("--output-dir", default=".", help="writes OUTPUT_DIR/sae_features_data_<sae name>.json")
@@ -687,24 +772,27 @@ def _lora_collect(a:argparse.Namespace):
     from sae_nb.lora import collect_lora_features, feature_data_name
     sae = Path(a.sae_path)
     if not sae.exists() and sae.suffix == ".pt" and sae.with_suffix("").is_dir(): sae = sae.with_suffix("")
-    if not sae.exists(): raise FileNotFoundError(f"no trained SAE at {sae}; run the train step first (sae-lora train) or pass its output directory")
+    if not sae.exists():
+        raise FileNotFoundError(f"no trained SAE at {sae}; run sae-lora train first or pass its output directory")
     tok = None if a.tokenizer is None else AutoTokenizer.from_pretrained(a.tokenizer)
-    data = collect_lora_features(sae, a.activations, tok, a.n_examples, a.context, a.batch_size, device=a.device, progress=not a.quiet)
+    data = collect_lora_features(sae, a.activations, tok, a.n_examples, a.context, a.batch_size, device=a.device,
+                                 progress=not a.quiet)
     out = Path(a.output) if a.output else Path(a.output_dir)/feature_data_name(sae.name)
     to_json(data, out)
     print(f"wrote {out}: {sum(f['count'] > 0 for f in data['features'])} of {len(data['features'])} features active "
           f"on {data['meta']['n_tokens']} tokens")
 
 # %% ../nbs/09_cli.ipynb #7a8c7998
-_LORA_ERRORS = (ImportError, KeyError)         # a missing h5py / peft, an unknown adapter name: bad input for these commands
+_LORA_ERRORS = (ImportError, KeyError)         # a missing h5py / peft, an unknown adapter name: bad input here
 
 def lora_parser() -> argparse.ArgumentParser:
     "The `sae-lora` argument parser: one subcommand per step."
-    ap = _Parser(prog="sae-lora", description="SAEs on LoRA adapter activations: capture → train → collect → dashboard.")
+    ap = _Parser(prog="sae-lora", description="SAEs on LoRA adapter activations: capture, train, collect, dashboard.")
     sub = ap.add_subparsers(dest="step", required=True, metavar="{capture,train,collect,dashboard}")
-    for name, add, run, help in (("capture", _lora_capture_args, _lora_capture, "step 1: LoRA A·x activations into HDF5"),
+    for name, add, run, help in (("capture", _lora_capture_args, _lora_capture, "step 1: LoRA A·x rows into HDF5"),
                                  ("train", _lora_train_args, _lora_train, "step 2: a TopK/BatchTopK SAE on them"),
-                                 ("collect", _lora_collect_args, _lora_collect, "step 3: max-activating examples (dashboard feature data)")):
+                                 ("collect", _lora_collect_args, _lora_collect,
+                                  "step 3: max-activating examples (dashboard feature data)")):
         sp = add(sub.add_parser(name, help=help)); sp.set_defaults(run=run, prog=sp.prog)
     sub.add_parser("dashboard", help="step 4: the HTML dashboard (sae-dashboard's options)", add_help=False)
     return ap
@@ -727,8 +815,10 @@ def run_parser() -> argparse.ArgumentParser:
     p.description = "The main job: train an SAE, analyse it over a corpus, and write its HTML dashboard."
     g = p.add_argument_group("analysis")
     g.add_argument("--analysis-dir", default=None, help="default: analysis/<run_name> under --output-dir")
-    g.add_argument("--analysis-data-path", default=None, help="JSON list[str] to analyse; default: the validation texts")
-    g.add_argument("--analysis-max-tokens", type=int, default=200_000, help="tokens in the activation database (default %(default)s)")
+    g.add_argument("--analysis-data-path", default=None,
+                   help="texts to analyse, any --data-path kind; default: the validation texts")
+    g.add_argument("--analysis-max-tokens", type=int, default=200_000,
+                   help="tokens in the activation database (default %(default)s)")
     g.add_argument("--analysis-batch-size", type=int, default=8, help="(default %(default)s)")
     return p
 
@@ -739,21 +829,21 @@ def run_main(argv:Optional[Sequence[str]]=None) -> int:
         from sae_nb.data import split_train_val
         from sae_nb.models import load_model
         from sae_nb.training import is_main_process
-        check_sae_args(a); training_config_from_args(a)
-        texts = load_texts(a.data_path, a.max_texts)
+        check_sae_args(a); training_config_from_args(a); source = _source_from_args(a)
         t0 = time.time()
         model = load_model(a.model_name, progress=not a.quiet, **load_config_from_args(a))
+        texts = _texts_from_args(a, model)
         res = run_training(a, texts=texts, model=model)
         if not is_main_process(): return 0
         t1 = time.time()
         val, src = None, None
         if a.analysis_data_path is None:                       # the held-out split of the training texts
             val = split_train_val(texts, a.val_fraction, seed=a.seed)[1] or texts
-            src = f"{len(val)} held-out texts (val_fraction {a.val_fraction}, seed {a.seed}) of {a.data_path or 'the embedded corpus'}"
+            src = f"{len(val)} held-out texts (val_fraction {a.val_fraction}, seed {a.seed}) of {source.name}"
         adir = Path(a.analysis_dir or Path(a.output_dir)/"analysis"/res["run_name"])
         cfg = AnalysisConfig(batch_size=a.analysis_batch_size, max_tokens=a.analysis_max_tokens)
-        run_comprehensive_analysis(res["export_dir"], cfg, adir, data_path=a.analysis_data_path, texts=val, data_source=src, model=model,
-                                   progress=not a.quiet)
+        run_comprehensive_analysis(res["export_dir"], cfg, adir, data_path=a.analysis_data_path, texts=val,
+                                   data_source=src, model=model, progress=not a.quiet)
         _write_dashboard(adir)
         t2 = time.time()
         _say(f"\ntrained SAE:  {res['export_dir']}  ({t1 - t0:.0f} s)\nanalysis:     {adir}/README.md  ({t2 - t1:.0f} s)\ndashboard:    {adir}/dashboard.html")

@@ -105,7 +105,7 @@ class SAEConfig(JSONConfig):
     d_sae: Optional[int] = None              # number of latents; or leave None and give `expansion_factor`
     l1_coefficient: float = 1e-3             # L1 sparsity weight (standard SAE; TopK/BatchTopK ignore it in the loss)
     dtype: str = "float32"                   # parameter dtype: float32, float16, bfloat16, float64
-    device: str = field(default_factory=default_device)  # where the SAE lives
+    device: str = field(default_factory=default_device)  # where the SAE lives and trains (a rank's GPU under torchrun)
     use_error_term: bool = False             # splice `x - x̂` back so downstream sees the exact activation (SAELens semantics)
     hook_layer: Optional[int] = None         # 0-indexed block; None until resolved (`models.resolve_hook` picks the middle)
     hook_name: str = "hook_resid_post"       # hook point inside the block
@@ -134,8 +134,8 @@ class SAEConfig(JSONConfig):
     activation_norm_scale: Optional[float] = None  # the input scale folded into the weights at export (recorded only)
     b_dec_init: Literal["zeros", "mean", "geometric_median"] = "zeros"  # b_dec from the first training batch
     model_name: Optional[str] = None         # the transformer the SAE was trained on (metadata, SAELens export)
-    prepend_bos: bool = False                # whether training inputs began with BOS (metadata, SAELens export)
-    context_size: Optional[int] = None       # training window length (metadata)
+    prepend_bos: bool = False                # every training window starts with BOS (also the analysis default)
+    context_size: Optional[int] = None       # tokens per training window (SAETrainer: None = 256); the analysis default
 
     def __post_init__(self): self._validate()
 
@@ -233,7 +233,6 @@ class TrainingConfig(JSONConfig):
     kl_temperature: float = 1.0               # softmax temperature of that KL
     log_freq: int = 100                       # batches between progress-bar metric updates
     activation_batch_size: Optional[int] = 16 # sequences per SAE chunk inside a batch (memory); None = whole batch
-    max_text_length: int = 256                # token window length
     warmup_steps: int = 0                     # linear learning-rate warm-up steps (seed 001)
     lr_schedule: Literal["constant", "cosine", "linear"] = "constant"  # after warm-up
     grad_clip: Optional[float] = 1.0          # max gradient norm; None disables clipping
@@ -246,10 +245,8 @@ class TrainingConfig(JSONConfig):
     checkpoint_freq: int = 5                  # epochs between checkpoints
     eval_every: Optional[int] = None          # steps between validation passes; None = once per epoch
     normalize_decoder_every: int = 1          # steps between decoder-row normalisations (seed 001's "every N steps")
-    prepend_bos: bool = False                 # prepend BOS to every window
     drop_bos: bool = True                     # leave BOS positions out of the SAE's training rows
     sink_norm_factor: Optional[float] = None  # drop tokens whose norm exceeds this × the batch median (attention sinks)
-    device: str = field(default_factory=default_device)  # where model activations and the SAE live
     wandb: bool = False                       # log to Weights & Biases
     wandb_project: str = "sae-training"       # W&B project
     wandb_entity: Optional[str] = None        # W&B team or user
@@ -266,7 +263,7 @@ class TrainingConfig(JSONConfig):
 @patch
 def _validate(self:TrainingConfig):
     "Raise `ValueError` naming the bad field and the fix."
-    _check_pos(self, "num_epochs", "batch_size", "lr", "log_freq", "max_text_length", "grad_accum_steps",
+    _check_pos(self, "num_epochs", "batch_size", "lr", "log_freq", "grad_accum_steps",
                "checkpoint_freq", "normalize_decoder_every", "activation_batch_size", "max_steps", "eval_every",
                "grad_clip", "kl_temperature", "sink_norm_factor")
     _check_nonneg(self, "block_mse_weight", "logit_kl_weight",
@@ -283,11 +280,14 @@ def _validate(self:TrainingConfig):
     if self.block_mse_layers is not None: self.block_mse_layers = [int(l) for l in self.block_mse_layers]
 
 # %% ../nbs/00_config.ipynb #c7188b46
-_TRAIN_ALIASES = {"max_epochs": "num_epochs", "learning_rate": "lr", "log_every": "log_freq", "eval_every_steps": "eval_every", "checkpoint_every": "checkpoint_freq",
+_TRAIN_ALIASES = {"max_epochs": "num_epochs", "learning_rate": "lr", "log_every": "log_freq", "eval_every_steps": "eval_every",
+                  "checkpoint_every": "checkpoint_freq",
                   "gradient_accumulation_steps": "grad_accum_steps"}
 
 TrainingConfig._aliases = _TRAIN_ALIASES   # seed 001's names: max_epochs, learning_rate, log_every, ...
-TrainingConfig._elsewhere = frozenset({"l1_coefficient", "l1_penalty_coeff", "reconstruction_loss_weight"})  # loss weights: SAEConfig
+# loss weights, the training windows (context_size, prepend_bos) and the device are the SAE config's
+TrainingConfig._elsewhere = frozenset({"l1_coefficient", "l1_penalty_coeff", "reconstruction_loss_weight",
+                                       "max_text_length", "prepend_bos", "device"})
 
 # %% ../nbs/00_config.ipynb #239e6dfa
 @dataclass
@@ -330,7 +330,6 @@ def _preset(model_name, load_config, sae_kw, train_kw, overrides) -> SAEPreset:
     load_config = {**load_config, **overrides.pop("load_config", {})}
     sae_kw = {**sae_kw, **{k: v for k,v in overrides.items() if k in sae_names}}
     train_kw = {**train_kw, **{k: v for k,v in overrides.items() if k in train_names and k not in sae_names}}
-    if "device" in overrides: train_kw["device"] = overrides["device"]
     if "d_sae" in overrides: sae_kw.pop("expansion_factor", None)
     return SAEPreset(model_name, load_config, SAEConfig(model_name=model_name, **sae_kw), TrainingConfig(**train_kw))
 
@@ -366,6 +365,8 @@ def qwen3_sae_config(model_name:str="Qwen/Qwen3-0.6B", # one of `QWEN3_MODELS`
     if model_name not in QWEN3_MODELS: raise ValueError(f"no Qwen3 preset for {model_name!r}; known: {list(QWEN3_MODELS)}")
     m = QWEN3_MODELS[model_name]
     return _preset(model_name, dict(dtype=m["dtype"]),
-                   dict(d_in=m["d_model"], expansion_factor=m["sae_expansion"], hook_layer=(m["n_layers"]-1)//2, top_k=top_k, architecture="batch_topk"),
-                   dict(batch_size=m["batch_size"], activation_batch_size=m["activation_batch_size"], max_text_length=m["max_text_length"],
-                        num_epochs=1, lr=1e-3), overrides)
+                   dict(d_in=m["d_model"], expansion_factor=m["sae_expansion"], hook_layer=(m["n_layers"]-1)//2,
+                        top_k=top_k, architecture="batch_topk", context_size=m["max_text_length"]),
+                   dict(batch_size=m["batch_size"], activation_batch_size=m["activation_batch_size"], num_epochs=1,
+                        lr=1e-3),
+                   overrides)

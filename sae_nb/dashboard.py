@@ -18,6 +18,8 @@ from tqdm.auto import tqdm
 
 from .files import atomic_write_text, jsonable, to_json
 from .models import Hook, get_activations, resolve_hook, sae_hook
+from .activations import run_consumers
+from .data import window_batches
 
 # %% auto #0
 __all__ = ['SCHEMA_VERSION', 'DEFAULT_DENSE_THRESHOLD', 'FEATURE_FIELDS', 'EXAMPLE_FIELDS', 'META_FIELDS', 'POS_RGB', 'NEG_RGB',
@@ -671,30 +673,18 @@ def histograms(self:ExampleCollector, max_bins:int=40) -> dict[int, dict]:
     return out
 
 # %% ../nbs/08_dashboard.ipynb #ce3f5c0c
-def _token_rows(tokenizer, texts:Sequence[str], max_length:int, prepend_bos:bool):
-    "Yield `(text_idx, start, ids)` rows of at most `max_length` tokens (BOS included), in corpus order."
-    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    if prepend_bos and bos is None: raise ValueError("prepend_bos=True but the tokenizer has neither a BOS nor an EOS token")
-    step = max_length - int(prepend_bos)
-    if step < 1: raise ValueError(f"max_length={max_length} leaves no room for text tokens")
-    for i,text in enumerate(texts):
-        if not isinstance(text, str): raise ValueError(f"texts[{i}] is a {type(text).__name__}; texts must be strings")
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        for s in range(0, len(ids), step):
-            yield i, s - int(prepend_bos), ([bos] if prepend_bos else []) + ids[s:s + step]
+class _Examples:
+    "Consumer of the activation pass: encodes each batch with `sae` and folds it into the `ExampleCollector` `col`."
+    def __init__(self, sae, hook:Hook, col:ExampleCollector):
+        self.hooks, self.needs_logits, self.sae, self.col = [hook], False, sae, col
 
-def _batches(rows, batch_size:int, pad_id:int, prepend_bos:bool):
-    "Group rows into padded `(tokens_BS, mask_BS, text_idx_B, start_B)` batches."
-    buf = []
-    def emit():
-        S = max(len(r[2]) for r in buf)
-        toks = torch.full((len(buf), S), pad_id, dtype=torch.long); mask = torch.zeros(len(buf), S, dtype=torch.bool)
-        for b,(_, _, ids) in enumerate(buf): toks[b, :len(ids)] = torch.tensor(ids); mask[b, int(prepend_bos):len(ids)] = True
-        return toks, mask, [r[0] for r in buf], [r[1] for r in buf]
-    for r in rows:
-        buf.append(r)
-        if len(buf) == batch_size: yield emit(); buf = []
-    if buf: yield emit()
+    @torch.no_grad()
+    def update(self, a):
+        keep, dev = a.keep.cpu(), self.sae.W_dec.device
+        feats = torch.zeros(*keep.shape, self.sae.cfg.d_sae, device=dev)
+        feats[keep.to(dev)] = self.sae.encode(a.acts[self.hooks[0].spec].to(dev)[keep.to(dev)]).float()
+        b = a.batch                                                       # column 0 sits at position start - bos
+        self.col.update(feats, b.tokens, keep, b.text_idx.tolist(), (b.start - int(b.bos)).tolist())
 
 # %% ../nbs/08_dashboard.ipynb #8c220730
 def _decoder(tokenizer) -> Callable[[list[int]], list[str]]:
@@ -718,21 +708,13 @@ def stream_collect(model, # a HookedTransformer with a tokenizer
     hook = sae_hook(model, sae, hook)
     if prepend_bos is None: prepend_bos = bool(getattr(sae.cfg, "prepend_bos", False))
     if isinstance(texts, str) or not len(texts): raise ValueError("texts must be a non-empty list of strings")
-    tok = model.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    col = ExampleCollector(sae.cfg.d_sae, n_examples, context, vocab_size=model.cfg.d_vocab, top_tokens=top_tokens, device=sae.W_dec.device)
+    if bad := [i for i, t in enumerate(texts) if not isinstance(t, str)]:
+        raise ValueError(f"texts[{bad[0]}] is a {type(texts[bad[0]]).__name__}; texts must be strings")
+    tok, dev = model.tokenizer, sae.W_dec.device
+    col = ExampleCollector(sae.cfg.d_sae, n_examples, context, vocab_size=model.cfg.d_vocab, top_tokens=top_tokens, device=dev)
     was_training = sae.training; sae.eval()
-    try:
-        bar = tqdm(total=len(texts), desc="collecting examples", unit="text", disable=not progress)
-        done = -1
-        for toks, mask, tix, start in _batches(_token_rows(tok, texts, max_length, prepend_bos), batch_size, pad, prepend_bos):
-            acts = get_activations(model, toks.to(model.cfg.device), hook)
-            feats = torch.zeros(*toks.shape, sae.cfg.d_sae, device=sae.W_dec.device)
-            m = mask.to(feats.device)
-            feats[m] = sae.encode(acts.to(sae.W_dec.device)[m]).float()          # only real tokens reach the SAE
-            col.update(feats, toks, mask, tix, start)
-            bar.update(tix[-1] - done); done = tix[-1]
-        bar.update(len(texts) - 1 - done); bar.close()
+    try: run_consumers(model, window_batches(texts, tok, max_length, batch_size, prepend_bos), [_Examples(sae, hook, col)],
+                       progress=progress)
     finally: sae.train(was_training)
     col.hook_spec, col.decode = hook.spec, _decoder(tok)
     return col

@@ -21,14 +21,14 @@ from tqdm.auto import tqdm
 
 from .config import TrainingConfig, DTYPES, dtype_name
 from .files import atomic_file, atomic_write_text
-from .models import Hook, get_activations, resolve_hook
+from .models import Hook
 
 # %% auto #0
 __all__ = ['SHARD_FORMAT', 'SHARD_KEYS', 'clean_markdown', 'split_text', 'sample_raw_dir', 'process_textbooks',
            'load_processed_data', 'split_train_val', 'pad_token_id_of', 'bos_token_id_of', 'Window',
-           'WindowedTextDataset', 'TokenBatch', 'pad_collate', 'EpochSampler', 'set_epoch', 'rank_world',
-           'make_dataloader', 'texts_fingerprint', 'model_fingerprint', 'read_manifest', 'load_shard',
-           'capture_activations', 'ActivationShardDataset']
+           'WindowedTextDataset', 'TokenBatch', 'pad_collate', 'as_token_batch', 'window_batches', 'EpochSampler',
+           'set_epoch', 'rank_world', 'make_dataloader', 'texts_fingerprint', 'model_fingerprint', 'read_manifest',
+           'load_shard', 'capture_activations', 'ActivationShardDataset']
 
 # %% ../nbs/03_data.ipynb #fc184308
 _FRONT_MATTER = re.compile(r"\A(?:---|\+\+\+)[ \t]*\n.*?\n(?:---|\.\.\.|\+\+\+)[ \t]*(?:\n|\Z)", re.S)
@@ -234,21 +234,11 @@ def process_textbooks(raw_dir:str|Path, # folder of Markdown chapters, e.g. hold
     return atomic_write_text(out_path, json.dumps(texts, ensure_ascii=False, indent=0))
 
 # %% ../nbs/03_data.ipynb #8cb51035
-def load_processed_data(path:str|Path, # JSON file holding a list of strings
+def load_processed_data(path:str|Path, # JSON file holding a list of strings (or any `sources.TextSource` path)
                        ) -> list[str]:
-    "Texts from a JSON `list[str]`; empty strings dropped (with a warning), every other problem a clear error."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"no processed data at {path}; run process_textbooks(raw_dir, '{path}') or pass a JSON file holding a list of strings")
-    try: data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{path} is not valid JSON ({e}); expected a JSON list of strings") from None
-    if not isinstance(data, list): raise ValueError(f"{path} holds a JSON {type(data).__name__}, expected a list of strings")
-    if not data: raise ValueError(f"{path} holds an empty list; expected at least one text")
-    bad = next((i for i, t in enumerate(data) if not isinstance(t, str)), None)
-    if bad is not None: raise ValueError(f"{path}: item {bad} is a {type(data[bad]).__name__} ({str(data[bad])[:40]!r}), expected every item to be a string")
-    texts = [t for t in data if t.strip()]
-    if len(texts) < len(data): warnings.warn(f"{path}: dropped {len(data) - len(texts)} empty or whitespace-only text(s) of {len(data)}")
-    if not texts: raise ValueError(f"{path} holds only empty strings; expected at least one non-empty text")
-    return texts
+    "Texts from a JSON `list[str]` through `sources.TextSource`: empty ones dropped (with a warning), the rest checked."
+    from sae_nb.sources import TextSource
+    return TextSource(path).texts()
 
 # %% ../nbs/03_data.ipynb #55f245f4
 def split_train_val(texts:Sequence[str], # the corpus
@@ -386,12 +376,22 @@ def __getitem__(self:WindowedTextDataset, i:int) -> torch.Tensor:
 
 # %% ../nbs/03_data.ipynb #e688afde
 class TokenBatch(NamedTuple):
-    "A padded batch: `tokens` [batch, seq] int64 and `attention_mask` [batch, seq] bool (True = real token)."
-    tokens: torch.Tensor
-    attention_mask: torch.Tensor
+    "A padded batch of token windows (see above)."
+    tokens: torch.Tensor # [B, S] int64, right-padded
+    attention_mask: torch.Tensor # [B, S] bool, True = real token (BOS included)
+    text_idx: torch.Tensor|None = None # [B] int64: the text each row comes from
+    start: torch.Tensor|None = None # [B] int64: position in its text of each row's first text token
+    bos: bool = False # column 0 is a prepended BOS
+    def positions(self) -> torch.Tensor:
+        "`[B, S]` position of every token in its text (BOS -1)."
+        pos = self.start[:, None] + torch.arange(self.tokens.shape[1])[None] - int(self.bos)
+        if self.bos: pos[:, 0] = -1
+        return pos
 
 def pad_collate(batch:Sequence, # 1-D token id tensors (or lists/arrays) of any lengths
                 pad_token_id:int, # id written into the padding (use `pad_token_id_of(tokenizer)`)
+                bos:bool=False, # every sequence starts with a prepended BOS
+                text_idx:Sequence[int]|None=None, start:Sequence[int]|None=None, # where the rows come from
                ) -> TokenBatch:
     "Right-pad token sequences into one tensor and return it with the attention mask."
     if len(batch) == 0: raise ValueError("pad_collate got an empty batch")
@@ -399,11 +399,74 @@ def pad_collate(batch:Sequence, # 1-D token id tensors (or lists/arrays) of any 
         raise ValueError(f"pad_token_id={pad_token_id} is not a token id; use pad_token_id_of(tokenizer) (PAD, else EOS)")
     seqs = [torch.as_tensor(s, dtype=torch.long) for s in batch]
     bad = next((i for i, s in enumerate(seqs) if s.ndim != 1 or len(s) == 0), None)
-    if bad is not None: raise ValueError(f"batch item {bad} has shape {tuple(seqs[bad].shape)}; expected a non-empty 1-D sequence of token ids")
+    if bad is not None:
+        raise ValueError(f"batch item {bad} has shape {tuple(seqs[bad].shape)}; "
+                         "expected a non-empty 1-D sequence of token ids")
     lens = torch.tensor([len(s) for s in seqs])
     tokens = torch.full((len(seqs), int(lens.max())), int(pad_token_id), dtype=torch.long)
     for i, s in enumerate(seqs): tokens[i, :len(s)] = s
-    return TokenBatch(tokens, torch.arange(tokens.shape[1])[None] < lens[:, None])
+    t = lambda x: None if x is None else torch.as_tensor(x, dtype=torch.long)
+    return TokenBatch(tokens, torch.arange(tokens.shape[1])[None] < lens[:, None], t(text_idx), t(start), bos)
+
+# %% ../nbs/03_data.ipynb #bf15a807
+def as_token_batch(batch, # a TokenBatch, [B, S] / [S] token ids, a (tokens, attention_mask) pair, or a dict
+                  ) -> TokenBatch:
+    "The `TokenBatch` of any accepted batch form (bool mask; all real when none is given)."
+    if getattr(batch, "_fields", None) == TokenBatch._fields: return batch        # (also a notebook's own copy)
+    if isinstance(batch, dict):
+        tokens = batch.get("tokens", batch.get("input_ids")); mask = batch.get("attention_mask")
+        if tokens is None:
+            raise ValueError(f"batch dict has keys {sorted(batch)}; "
+                             "expected 'tokens' (or 'input_ids') and optionally 'attention_mask'")
+    elif isinstance(batch, (tuple, list)) and len(batch) == 2: tokens, mask = batch
+    elif torch.is_tensor(batch) or isinstance(batch, np.ndarray): tokens, mask = batch, None
+    else: raise ValueError(f"a batch must be token ids, a (tokens, mask) pair or a dict; got {type(batch).__name__}")
+    tokens = torch.as_tensor(tokens)
+    if tokens.is_floating_point(): raise ValueError(f"tokens have dtype {tokens.dtype}; expected integer token ids")
+    if tokens.ndim == 1: tokens = tokens[None]
+    if tokens.ndim != 2: raise ValueError(f"tokens have shape {tuple(tokens.shape)}; expected [batch, seq]")
+    mask = torch.ones_like(tokens, dtype=torch.bool) if mask is None else torch.as_tensor(mask)
+    if mask.ndim == 1: mask = mask[None]
+    if mask.shape != tokens.shape:
+        raise ValueError(f"attention_mask has shape {tuple(mask.shape)} but tokens have {tuple(tokens.shape)}")
+    return TokenBatch(tokens.long(), mask.bool())
+
+# %% ../nbs/03_data.ipynb #6da2681c
+def _tokenized(texts, tokenizer, text0=0, block=256, ahead:bool=True) -> Iterator[tuple[int, list]]:
+    "`(text_idx, token ids)` from text `text0` on; with `ahead`, a thread tokenizes the next block of texts."
+    enc = lambda b0: tokenizer(list(texts[b0:b0 + block]), add_special_tokens=False, return_attention_mask=False,
+                               verbose=False)["input_ids"]
+    starts = range(text0, len(texts), block)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="sae_nb-tokenize") if ahead and len(starts) > 1 else None
+    try:
+        nxt = pool.submit(enc, starts[0]) if pool else None
+        for n, b0 in enumerate(starts):
+            if pool:                                     # the tokenizer releases the GIL: it overlaps the forwards
+                ids_of = nxt.result()
+                if n + 1 < len(starts): nxt = pool.submit(enc, starts[n + 1])
+            else: ids_of = enc(b0)
+            yield from enumerate(ids_of, b0)
+    finally:
+        if pool: pool.shutdown(wait=True, cancel_futures=True)         # never two threads in the tokenizer
+
+def window_batches(texts:Sequence[str], # the corpus
+                   tokenizer, # a Hugging Face tokenizer
+                   max_length:int, # tokens per window, BOS included
+                   batch_size:int, # windows per batch
+                   prepend_bos:bool=False, # start every window with BOS (EOS when the tokenizer has none)
+                   text0:int=0, win0:int=0, # start at window `win0` of text `text0`
+                   ahead:bool=True, # tokenize the next block of texts in a background thread
+                  ) -> Iterator[TokenBatch]:
+    "Consecutive windows covering every token of every text once, in corpus order, `batch_size` per `TokenBatch`."
+    w, pad = int(max_length) - int(prepend_bos), pad_token_id_of(tokenizer)
+    if w < 1: raise ValueError(f"max_length={max_length} must be >= {1 + prepend_bos}")
+    bos, rows = [bos_token_id_of(tokenizer)] if prepend_bos else [], []
+    emit = lambda: pad_collate([bos + r[2] for r in rows], pad, prepend_bos, [r[0] for r in rows], [r[1] for r in rows])
+    for t, ids in _tokenized(texts, tokenizer, text0, ahead=ahead):
+        for s in range(win0 * w if t == text0 else 0, len(ids), w):
+            rows.append((t, s, ids[s:s + w]))
+            if len(rows) == batch_size: yield emit(); rows = []
+    if rows: yield emit()
 
 # %% ../nbs/03_data.ipynb #dfde2b86
 class EpochSampler(Sampler[int]):
@@ -479,7 +542,8 @@ def make_dataloader(dataset, # a WindowedTextDataset (or any map-style dataset o
     if sampler is None:
         rank, world_size = rank_world(rank, world_size)
         sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=config.seed, rank=rank, world_size=world_size)
-    return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=partial(pad_collate, pad_token_id=pad), **kw)
+    collate = partial(pad_collate, pad_token_id=pad, bos=bool(getattr(dataset, "prepend_bos", False)))
+    return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate, **kw)
 
 # %% ../nbs/03_data.ipynb #44db4da2
 SHARD_FORMAT = "sae_nb.activation_shards"
@@ -506,7 +570,9 @@ def read_manifest(shard_dir:str|Path) -> dict:
     "The manifest of a shard directory written by `capture_activations`."
     shard_dir = Path(shard_dir)
     path = shard_dir/"manifest.json"
-    if not shard_dir.is_dir(): raise FileNotFoundError(f"shard directory {shard_dir} does not exist; run capture_activations(model, texts, hook, '{shard_dir}') first")
+    if not shard_dir.is_dir():
+        raise FileNotFoundError(f"shard directory {shard_dir} does not exist; "
+                                f"run capture_activations(model, texts, hook, '{shard_dir}') first")
     if not path.is_file(): raise FileNotFoundError(f"{shard_dir} holds no manifest.json; it was not written by capture_activations")
     try: man = json.loads(path.read_text())
     except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON ({e}); re-run the capture into a new directory") from None
@@ -535,7 +601,8 @@ def _pt_acts(obj, path) -> torch.Tensor:
     return obj.reshape(-1, obj.shape[-1])
 
 # %% ../nbs/03_data.ipynb #72cc5976
-def _capture_settings(model, texts, hook, tokens_per_shard, batch_size, max_length, prepend_bos, drop_bos, sink_norm_factor, dtype) -> dict:
+def _capture_settings(model, texts, hook, tokens_per_shard, batch_size, max_length, prepend_bos, drop_bos,
+                      sink_norm_factor, dtype) -> dict:
     "Everything that determines the rows of a capture (a resume must match all of it)."
     return dict(model_name=model.cfg.model_name, model_fingerprint=model_fingerprint(model), hook_spec=hook.spec,
                 d_in=hook.d_in, dtype=dtype, tokens_per_shard=int(tokens_per_shard), batch_size=int(batch_size),
@@ -543,46 +610,17 @@ def _capture_settings(model, texts, hook, tokens_per_shard, batch_size, max_leng
                 sink_norm_factor=None if sink_norm_factor is None else float(sink_norm_factor),
                 tokenizer=getattr(model.tokenizer, "name_or_path", None), n_texts=len(texts), texts_fingerprint=texts_fingerprint(texts))
 
-def _window_batches(texts, tokenizer, window, batch_size, text0=0, win0=0, block=256, ahead:bool=True):
-    "Consecutive batches of `(text, window_no, start, ids)`, from window `win0` of text `text0` on; with `ahead`, a thread tokenizes the next block."
-    enc = lambda b0: tokenizer(list(texts[b0:b0 + block]), add_special_tokens=False, return_attention_mask=False, verbose=False)["input_ids"]
-    starts = range(text0, len(texts), block)
-    pool = ThreadPoolExecutor(1, thread_name_prefix="sae_nb-tokenize") if ahead and len(starts) > 1 else None
-    try:
-        nxt, batch = pool.submit(enc, starts[0]) if pool else None, []
-        for n, b0 in enumerate(starts):
-            if pool:                                                   # the tokenizer releases the GIL: the next block overlaps the forward passes
-                ids_of = nxt.result()
-                if n + 1 < len(starts): nxt = pool.submit(enc, starts[n + 1])
-            else: ids_of = enc(b0)
-            for j, ids in enumerate(ids_of):
-                for k, s in enumerate(range(0, len(ids), window)):
-                    if b0 + j == text0 and k < win0: continue
-                    batch.append((b0 + j, k, s, ids[s:s + window]))
-                    if len(batch) == batch_size: yield batch; batch = []
-        if batch: yield batch
-    finally:
-        if pool: pool.shutdown(wait=True, cancel_futures=True)         # never two threads in the tokenizer
-
-# %% ../nbs/03_data.ipynb #9d8d4fea
-def _capture_batch(model, batch, hook, pad_id, bos_id, drop_bos, sink_norm_factor, dtype):
-    "Activations of one batch of windows: kept rows `(acts, token_ids, text_idx, position)` and drop counts."
-    seqs = [([bos_id] if bos_id is not None else []) + list(ids) for _, _, _, ids in batch]
-    tokens, mask = pad_collate(seqs, pad_id)
-    dev = model.cfg.device
-    acts = get_activations(model, tokens.to(dev), hook, attention_mask=mask.to(dev))
-    off = int(bos_id is not None)
-    position = torch.tensor([s for _, _, s, _ in batch])[:, None] + torch.arange(tokens.shape[1])[None] - off
-    if off: position[:, 0] = -1
-    keep = mask.clone()
-    stats = dict(text_tokens=int(mask.sum()) - off * len(batch), bos_dropped=0, sink_dropped=0)
-    if off and drop_bos: keep[:, 0] = False; stats["bos_dropped"] = len(batch)
-    if sink_norm_factor is not None and keep.any():
-        norms = acts.float().norm(dim=-1).cpu()
-        sink = keep & (norms > sink_norm_factor * norms[keep].median())
-        keep &= ~sink; stats["sink_dropped"] = int(sink.sum())
-    text_idx = torch.tensor([t for t, *_ in batch])[:, None].expand_as(tokens)
-    rows = (acts[keep.to(acts.device)].to(dtype).cpu(), tokens[keep].int(), text_idx[keep].int(), position[keep].int())
+# %% ../nbs/03_data.ipynb #968e5873
+def _capture_rows(ab, hook:Hook, dtype, drop_bos:bool):
+    "Kept rows `(acts, token_ids, text_idx, position)` of one `ActBatch` and its drop counts."
+    from sae_nb.activations import keep_mask
+    b, keep, acts = ab.batch, ab.keep, ab.acts[hook.spec]
+    real, n = keep_mask(b, drop_bos=drop_bos), len(b.tokens)
+    stats = dict(text_tokens=int(b.attention_mask.sum()) - int(b.bos) * n, bos_dropped=n if b.bos and drop_bos else 0,
+                 sink_dropped=int((real & ~keep).sum()))
+    text_idx = b.text_idx[:, None].expand_as(b.tokens)
+    rows = (acts[keep.to(acts.device)].to(dtype).cpu(), b.tokens[keep].int(), text_idx[keep].int(),
+            b.positions()[keep].int())
     return rows, stats
 
 # %% ../nbs/03_data.ipynb #1a8c5f45
@@ -697,7 +735,8 @@ def capture_activations(model, # a HookedTransformer with a tokenizer
     if sink_norm_factor is not None and sink_norm_factor <= 0: raise ValueError(f"sink_norm_factor={sink_norm_factor} must be > 0 (e.g. 100) or None")
     dtype = dtype_name(dtype if dtype is not None else model.cfg.dtype)
     out_dir = Path(out_dir)
-    settings = _capture_settings(model, texts, hook, tokens_per_shard, batch_size, max_length, prepend_bos, drop_bos, sink_norm_factor, dtype)
+    settings = _capture_settings(model, texts, hook, tokens_per_shard, batch_size, max_length, prepend_bos, drop_bos,
+                                 sink_norm_factor, dtype)
     man = _open_capture(out_dir, settings, overwrite)
     if man["complete"]: return out_dir
     _run_capture(model, hook, texts, man, out_dir, progress)
@@ -707,21 +746,23 @@ def capture_activations(model, # a HookedTransformer with a tokenizer
 def _run_capture(model, hook, texts, man, out_dir, progress):
     "Continue the capture described by `man` from its cursor to the end."
     st, cur = man["settings"], man["cursor"]
-    pad_id = pad_token_id_of(model.tokenizer)
-    bos_id = bos_token_id_of(model.tokenizer) if st["prepend_bos"] else None
+    from sae_nb.activations import iter_activations
     window = st["max_length"] - int(st["prepend_bos"])
     writer = _ShardWriter(out_dir, man, st["d_in"], DTYPES[st["dtype"]], background=True)
     stats, b, skip = dict(cur["stats"]), cur["batch"], cur["rows_done"]
     pbar = tqdm(total=len(texts), initial=cur["text"], unit="text", desc="capturing", disable=not progress)
     t0, n_tok, ok = time.perf_counter(), 0, False
     try:
-        for batch in _window_batches(texts, model.tokenizer, window, st["batch_size"], cur["text"], cur["window"]):
-            rows, s = _capture_batch(model, batch, hook, pad_id, bos_id, st["drop_bos"], st["sink_norm_factor"], DTYPES[st["dtype"]])
-            cursor = dict(batch=b, text=batch[0][0], window=batch[0][1], rows_done=skip, stats=dict(stats))
+        batches = window_batches(texts, model.tokenizer, st["max_length"], st["batch_size"], st["prepend_bos"],
+                                 cur["text"], cur["window"])
+        for ab in iter_activations(model, batches, [hook], st["drop_bos"], st["sink_norm_factor"], progress=False):
+            rows, s = _capture_rows(ab, hook, DTYPES[st["dtype"]], st["drop_bos"])
+            t0_, start0 = int(ab.batch.text_idx[0]), int(ab.batch.start[0])
+            cursor = dict(batch=b, text=t0_, window=start0 // window, rows_done=skip, stats=dict(stats))
             writer.add(tuple(r[skip:] for r in rows), cursor)
             for k in stats: stats[k] += s[k]
             b, skip, n_tok = b + 1, 0, n_tok + s["text_tokens"]
-            pbar.update(batch[-1][0] - pbar.n)
+            pbar.update(int(ab.batch.text_idx[-1]) - pbar.n)
             pbar.set_postfix({"tok/s": f"{n_tok / (time.perf_counter() - t0):,.0f}", "shards": len(man["shards"])}, refresh=False)
         pbar.update(len(texts) - pbar.n); pbar.close()
         if man["total_rows"] + writer.fill == 0:

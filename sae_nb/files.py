@@ -69,7 +69,8 @@ def jsonable(obj:Any) -> Any:
     "`obj` with numpy/torch scalars and arrays, tuples and paths converted to plain JSON types; NaN/Inf become None."
     if obj is None or isinstance(obj, (str, bool, int)): return obj
     if isinstance(obj, float): return _num(obj)
-    if isinstance(obj, dict): return {k if type(k) is str else str(k): v if type(v) in _SCALARS else jsonable(v) for k,v in obj.items()}
+    if isinstance(obj, dict):
+        return {k if type(k) is str else str(k): v if type(v) in _SCALARS else jsonable(v) for k,v in obj.items()}
     if isinstance(obj, (list, tuple)):
         types = set(map(type, obj))                                 # fast paths: token lists, activations, pairs
         if types <= _STRS: return list(obj)
@@ -84,7 +85,7 @@ class NumpyEncoder(json.JSONEncoder):
     def default(self, o): return jsonable(o)
 
 def to_json(obj:Any, path:str|Path|None=None, indent:int|None=None) -> str:
-    "Serialise `obj` (numpy/torch values allowed, NaN → null) to a JSON string; with `path`, also write it atomically."
+    "Serialise `obj` (numpy/torch values allowed, NaN → null) to a JSON string; with `path`, also write it atomically"
     s = json.dumps(jsonable(obj), indent=indent, ensure_ascii=False, allow_nan=False)
     if path is not None: atomic_write_text(path, s)
     return s

@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 from .config import DTYPES, SAEConfig, TrainingConfig, default_device, dtype_name
 from .files import atomic_file, atomic_write_text, to_json
 from .dashboard import ExampleCollector, decoder_neighbors, validate_feature_data
-from .data import load_processed_data, rank_world
-from .models import EMBEDDED_MODEL, embedded_corpus, embedded_model_dir, embedded_tokenizer, qwen3_config
+from .data import rank_world
+from .models import EMBEDDED_MODEL, embedded_model_dir, embedded_tokenizer, qwen3_config
 from .sae import load_sae, make_sae
 from .training import _gather_json, init_distributed, is_main_process, train_on_activations
 
@@ -31,8 +31,8 @@ __all__ = ['ADAPTER_TYPES', 'MLP_ADAPTERS', 'ATTENTION_ADAPTERS', 'ACTIVATIONS_F
            'sae_model_name', 'feature_data_name', 'tiny_lora_model', 'save_tiny_lora', 'find_lora_modules',
            'AdapterBlock', 'LoraLayout', 'lora_layout', 'LoraCapture', 'capture_lora_activations', 'LoraFileInfo',
            'read_lora_info', 'check_selection', 'detect_input_dim', 'merge_activation_files', 'load_lora_model',
-           'capture_lora', 'load_texts', 'LoraActivationDataset', 'find_activation_file', 'split_examples',
-           'activation_scale', 'train_lora_sae', 'read_lora_meta', 'lora_tokenizer', 'collect_lora_features']
+           'capture_lora', 'LoraActivationDataset', 'find_activation_file', 'split_examples', 'activation_scale',
+           'train_lora_sae', 'read_lora_meta', 'lora_tokenizer', 'collect_lora_features']
 
 # %% ../nbs/10_lora.ipynb #b47f870a
 ADAPTER_TYPES = ("gate_proj", "up_proj", "down_proj", "q_proj", "k_proj", "v_proj", "o_proj")
@@ -594,15 +594,6 @@ def _capture_torchrun(rank, world, local, out:Path, load_kw, texts, cap_kw, devi
     finally:
         if own: dist.destroy_process_group()
 
-# %% ../nbs/10_lora.ipynb #0f603400
-def load_texts(data_path:str|Path|None=None, # JSON list of strings; None = the embedded corpus
-               num_examples:int|None=None, # keep the first N
-              ) -> list[str]:
-    "The examples to capture: `data.load_processed_data(data_path)` or the embedded corpus, first `num_examples`."
-    if num_examples is not None and num_examples < 1: raise ValueError(f"num_examples={num_examples} must be >= 1")
-    texts = load_processed_data(data_path) if data_path is not None else embedded_corpus("train")
-    return texts[:num_examples] if num_examples else texts
-
 # %% ../nbs/10_lora.ipynb #5ca50b49
 class LoraActivationDataset(IterableDataset):
     "Shuffled `[batch_size, d_in]` batches from a LoRA activation file, split across DataLoader workers and DDP ranks."
@@ -769,12 +760,14 @@ def train_lora_sae(activations:str|Path, # the capture file, its directory, or t
     info = check_selection(read_lora_info(path), adapters)
     d_in = detect_input_dim(path, adapters)
     init_distributed()
-    config = TrainingConfig(batch_size=batch_size, lr=lr, num_epochs=num_epochs, max_steps=max_steps, use_end_to_end=False, use_logit_kl=False,
-                            device=device or default_device(), seed=seed, val_fraction=val_fraction, **train_kwargs)
+    config = TrainingConfig(batch_size=batch_size, lr=lr, num_epochs=num_epochs, max_steps=max_steps,
+                            use_end_to_end=False, use_logit_kl=False, seed=seed, val_fraction=val_fraction,
+                            **train_kwargs)
     cfg = SAEConfig(d_in=d_in, expansion_factor=expansion_factor, top_k=k, architecture=architecture, device="cpu", model_name=info.model_name,
                     hook_name=f"lora_A.{adapter_initials(info.adapters)}")
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed); sae = make_sae(cfg)
+        torch.manual_seed(seed); sae = make_sae(cfg)           # initialised on the CPU: the same start on any device
+    sae.cfg.device = device or default_device()                     # trained (and exported) there
     train_ex, val_ex = split_examples(info, val_fraction, seed)
     scale = activation_scale(path, seed=seed) if normalize else 1.0
     mk = lambda ex, shuffle: LoraActivationDataset(path, info.adapters, batch_size, shuffle=shuffle, seed=seed, scale=scale, examples=ex if val_ex else None)

@@ -16,36 +16,16 @@ from tqdm.auto import tqdm
 
 from .config import SAEConfig
 from .models import Hook, sae_hook
+from .data import as_token_batch
+from .activations import iter_activations
 from .sae import SAE
 
 # %% auto #0
-__all__ = ['DENSITY_EPS', 'DEAD_THRESHOLD', 'DENSE_THRESHOLD', 'as_token_batch', 'log10_density', 'DeadFeatures',
-           'SparsityMetrics', 'find_dead_features', 'SparsityStats', 'sparsity_metrics', 'ReconstructionStats',
-           'reconstruction_metrics', 'decoder_decorrelation', 'feature_purity', 'scored_positions', 'logit_kl',
-           'loss_recovered', 'compute_ce_loss', 'AblationStats', 'evaluate_sae', 'compute_sparsity_metrics',
+__all__ = ['DENSITY_EPS', 'DEAD_THRESHOLD', 'DENSE_THRESHOLD', 'log10_density', 'DeadFeatures', 'SparsityMetrics',
+           'find_dead_features', 'SparsityStats', 'sparsity_metrics', 'ReconstructionStats', 'reconstruction_metrics',
+           'decoder_decorrelation', 'feature_purity', 'scored_positions', 'logit_kl', 'loss_recovered',
+           'compute_ce_loss', 'AblationStats', 'evaluate_sae', 'compute_sparsity_metrics',
            'compute_reconstruction_metrics', 'ablation_study', 'identity_sae']
-
-# %% ../nbs/06_metrics.ipynb #909dad1a
-def as_token_batch(batch, # tensor [B, S] or [S], (tokens, attention_mask) tuple, or dict with tokens/input_ids + attention_mask
-                   device=None, # move both tensors here
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    "`(tokens [B, S] long, attention_mask [B, S] bool)` from any of the accepted batch forms."
-    if isinstance(batch, dict):
-        tokens = batch.get("tokens", batch.get("input_ids")); mask = batch.get("attention_mask")
-        if tokens is None: raise ValueError(f"batch dict has keys {sorted(batch)}; expected 'tokens' (or 'input_ids') and optionally 'attention_mask'")
-    elif isinstance(batch, tuple) and len(batch) == 2: tokens, mask = batch
-    elif torch.is_tensor(batch) or isinstance(batch, np.ndarray): tokens, mask = batch, None
-    else: raise ValueError(f"a batch must be a token tensor, a (tokens, attention_mask) tuple or a dict; got {type(batch).__name__}")
-    tokens = torch.as_tensor(tokens)
-    if tokens.is_floating_point(): raise ValueError(f"tokens have dtype {tokens.dtype}; expected integer token ids (pass activations to the *_metrics functions instead)")
-    if tokens.ndim == 1: tokens = tokens[None]
-    if tokens.ndim != 2: raise ValueError(f"tokens have shape {tuple(tokens.shape)}; expected [batch, seq]")
-    if mask is None: mask = torch.ones_like(tokens, dtype=torch.bool)
-    else:
-        mask = torch.as_tensor(mask)
-        if mask.ndim == 1: mask = mask[None]
-    if tuple(mask.shape) != tuple(tokens.shape): raise ValueError(f"attention_mask has shape {tuple(mask.shape)} but tokens have {tuple(tokens.shape)}; they must match")
-    return tokens.long().to(device), mask.bool().to(device)
 
 # %% ../nbs/06_metrics.ipynb #38c33447
 DENSITY_EPS = 1e-10        # added to a frequency before log10: dead latents sit at -10, never at -inf
@@ -385,7 +365,8 @@ def compute_ce_loss(model, # a HookedTransformer
                     hook:Hook|None=None, # where `hook_fn` applies
                    ) -> float:
     "Mean next-token cross-entropy (nats) of `model` on the scored positions of one batch."
-    tokens, mask = as_token_batch(tokens if attention_mask is None else (tokens, attention_mask), model.cfg.device)
+    b = as_token_batch(tokens if attention_mask is None else (tokens, attention_mask))
+    tokens, mask = b.tokens.to(model.cfg.device), b.attention_mask.to(model.cfg.device)
     sel = scored_positions(mask)
     if not sel.any(): raise ValueError("no scored position: every sequence has fewer than 2 real tokens, so there is no next token to predict")
     total, n = _nll_sum(_run_logits(model, tokens, mask, _hooks(hook_fn, hook)), tokens, sel)
@@ -459,18 +440,12 @@ def evaluate_sae(model, # a HookedTransformer
     was_training, n_tok, n_batches, t0 = sae.training, 0, 0, time.time()
     sae.eval()
     try:
-        bar = tqdm(batches, desc="evaluating SAE", disable=not progress, total=_len(batches))
-        for batch in bar:
-            tokens, mask = as_token_batch(batch, model.cfg.device)
+        for a in iter_activations(model, batches, [hook], drop_bos=False, logits=ablation, progress=progress):
+            dev = a.acts[spec].device
+            tokens, mask, logits = a.batch.tokens.to(dev), a.batch.attention_mask.to(dev), a.logits
             pos = _intervened_positions(mask, skip_first)
             if not pos.any(): continue
-            store = {}
-            def record(act, hook): store["x"] = act.reshape(*pos.shape, -1)[pos]; return act
-            logits = _run_logits(model, tokens, mask, [(spec, record)]) if ablation else None
-            if not ablation:
-                model.run_with_hooks(tokens, attention_mask=None if bool(mask.all()) else mask.long(),
-                                     fwd_hooks=[(spec, record)], stop_at_layer=hook.layer + 1)
-            x = store["x"]
+            x = a.acts[spec][pos]
             x_hat, f = sae(x.to(sae.device))
             if sp is not None: sp.update(f)
             if rc is not None: rc.update(x, x_hat.to(x.device))
@@ -491,23 +466,20 @@ def evaluate_sae(model, # a HookedTransformer
     if ab is not None: out["ablation"] = ab.result()
     return out
 
-def _len(x) -> Optional[int]:
-    "`len(x)` when it has one."
-    try: return len(x)
-    except TypeError: return None
+
 
 # %% ../nbs/06_metrics.ipynb #f2ca3814
 def compute_sparsity_metrics(model, sae:SAE, batches:Iterable, hook:Hook|None=None, **kwargs) -> SparsityMetrics:
     "L0/L1 per token, per-latent frequency and density histogram, dead and dense latents (runs the model up to the hook only)."
-    return evaluate_sae(model, sae, batches, hook, sparsity=True, reconstruction=False, ablation=False, **kwargs)["sparsity"]
+    return evaluate_sae(model, sae, batches, hook, reconstruction=False, ablation=False, **kwargs)["sparsity"]
 
 def compute_reconstruction_metrics(model, sae:SAE, batches:Iterable, hook:Hook|None=None, **kwargs) -> dict:
     "MSE, explained variance, FVU, cosine, relative error, L2 ratio of the SAE on the model's activations."
-    return evaluate_sae(model, sae, batches, hook, sparsity=False, reconstruction=True, ablation=False, **kwargs)["reconstruction"]
+    return evaluate_sae(model, sae, batches, hook, sparsity=False, ablation=False, **kwargs)["reconstruction"]
 
 def ablation_study(model, sae:SAE, batches:Iterable, hook:Hook|None=None, **kwargs) -> dict:
     "Clean, zero-ablation and SAE-spliced CE (optionally mean-ablation), KL(clean ‖ ·) and loss recovered."
-    return evaluate_sae(model, sae, batches, hook, sparsity=False, reconstruction=False, ablation=True, **kwargs)["ablation"]
+    return evaluate_sae(model, sae, batches, hook, sparsity=False, reconstruction=False, **kwargs)["ablation"]
 
 # %% ../nbs/06_metrics.ipynb #77ad3730
 @torch.no_grad()

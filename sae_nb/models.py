@@ -296,7 +296,8 @@ class Hook(NamedTuple):
     def from_spec(cls, spec:str, d_in:int) -> Hook:
         "A recorded hook (e.g. a shard manifest's `hook_spec`), for when no model is at hand to resolve it."
         if not (m := _SPEC.match(str(spec))):
-            raise ValueError(f"hook spec {spec!r} is not of the form 'blocks.<layer>.<hook_name>' (e.g. 'blocks.6.hook_resid_post')")
+            raise ValueError(f"hook spec {spec!r} is not of the form 'blocks.<layer>.<hook_name>' "
+                             "(e.g. 'blocks.6.hook_resid_post')")
         return cls(int(m.group(1)), m.group(2), int(d_in))
 
 # %% ../nbs/01_models.ipynb #ab68516f
@@ -335,17 +336,18 @@ def resolve_hook(model, # a HookedTransformer
     return Hook(layer, name, acts[f"blocks.{layer}.{name}"].shape[-1])
 
 # %% ../nbs/01_models.ipynb #1a91e7d4
-def _cache(model, tokens, specs, attention_mask=None, stop_at_layer=None) -> dict:
-    "Activations `{spec: [batch, seq, d]}`, stopping after the last hooked block."
-    stop = max(int(_SPEC.match(s).group(1)) for s in specs) + 1 if stop_at_layer is None else stop_at_layer
+def _cache(model, tokens, specs, attention_mask=None, logits:bool=False) -> dict:
+    "Activations `{spec: [batch, seq, d]}`, stopping after the last hooked block (with `logits`: `(logits, acts)`)."
+    stop = None if logits else max(int(_SPEC.match(s).group(1)) for s in specs) + 1
     with torch.no_grad():
-        _, cache = model.run_with_cache(tokens, names_filter=list(specs), stop_at_layer=stop,
-                                        attention_mask=attention_mask, return_cache_object=False)
+        out, cache = model.run_with_cache(tokens, names_filter=list(specs), stop_at_layer=stop,
+                                          attention_mask=attention_mask, return_cache_object=False)
     if missing := [s for s in specs if s not in cache]:
         raise ValueError(f"hook {missing[0]!r} did not fire; it needs a model option (e.g. "
                          f"model.set_use_attn_result(True) for attn.hook_result, "
                          f"model.set_use_split_qkv_input(True) for hook_q_input)")
-    return {s: a.flatten(2) if a.ndim > 3 else a for s, a in cache.items()}
+    acts = {s: a.flatten(2) if a.ndim > 3 else a for s, a in cache.items()}
+    return (out, acts) if logits else acts
 
 def get_activations(model, # a HookedTransformer
                     tokens:torch.Tensor, # token ids [batch, seq] (or [seq])

@@ -20,9 +20,11 @@ from tqdm.auto import tqdm
 
 from .config import SAEConfig, TrainingConfig
 from .files import atomic_dir, atomic_write_text
-from .models import Hook, get_activations, resolve_hook, sae_hook
+from .models import Hook, resolve_hook, sae_hook
 from .sae import SAE, SAE_CLASSES
-from .data import ActivationShardDataset, EpochSampler, WindowedTextDataset, bos_token_id_of, load_processed_data, make_dataloader, rank_world
+from .data import (ActivationShardDataset, EpochSampler, WindowedTextDataset, load_processed_data, make_dataloader,
+                         rank_world)
+from .activations import iter_activations
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'STATE_FILE', 'OPTIM_FILE', 'dist_info', 'is_main_process', 'all_reduce_mean', 'init_distributed',
@@ -297,23 +299,6 @@ def log_artifact(self:WandbLogger, path:str|Path, name:str):
 def finish(self:WandbLogger, exit_code:int=0):
     if self.run is not None: self.run.finish(exit_code=exit_code); self.run = None
 
-# %% ../nbs/04_training.ipynb #b95f2efd
-def _keep_rows(tokens:torch.Tensor, mask:torch.Tensor, bos_id:Optional[int]) -> torch.Tensor:
-    "Real tokens `[B, S]` bool, minus each row's first real token when it is `bos_id`."
-    keep = mask.bool().clone()
-    if bos_id is not None and keep.any():
-        first = keep.int().argmax(dim=1)
-        rows = torch.arange(len(keep), device=keep.device)
-        keep[rows, first] &= tokens[rows, first] != bos_id
-    return keep
-
-def _drop_sinks(acts:torch.Tensor, keep:torch.Tensor, factor:Optional[float]) -> torch.Tensor:
-    "`keep` without rows whose activation norm exceeds `factor` × the median norm of the kept rows."
-    if factor is None or not keep.any(): return keep
-    norms = acts.float().norm(dim=-1)
-    k = keep.to(norms.device)
-    return (k & ~(norms > factor * norms[k].median())).to(keep.device)
-
 # %% ../nbs/04_training.ipynb #586c1de8
 class _StepCtx(NamedTuple):
     "What a step function needs from the loop."
@@ -359,7 +344,8 @@ def _sae_chunks(sae:SAE, x:torch.Tensor, keep:Optional[torch.Tensor], config:Tra
         else: total = total + loss * w
         sse, sst = d["recon_loss"] * (n * sae.d_in), (x_k - x_k.mean(0)).pow(2).sum().detach()   # recon_loss: the mean over the kept rows
         m = {"loss": loss.detach().float(), "recon_loss": d["recon_loss"], "l1_loss": d["l1_loss"], "l0": d["l0"],
-             "recon_contribution": c.reconstruction_coeff * d["recon_loss"], "l1_contribution": c.l1_coefficient * d["sparsity_loss"],
+             "recon_contribution": c.reconstruction_coeff * d["recon_loss"],
+             "l1_contribution": c.l1_coefficient * d["sparsity_loss"],
              "aux_loss": d["aux_loss"], "aux_contribution": c.aux_penalty * d["aux_loss"], "sse": sse, "sst": sst,
              **{t: d[t] for t, on in _SAE_TERMS.items() if on(c)}}
         for k, v in m.items(): sums[k] = sums.get(k, 0.) + (v if k in ("sse", "sst") else v * w)
@@ -397,16 +383,6 @@ class _ActStep:
         return _StepOut(metrics, fired, n)
 
 # %% ../nbs/04_training.ipynb #6b416892
-def _tokens_and_mask(batch) -> tuple[torch.Tensor, torch.Tensor]:
-    "`(tokens [B, S], attention_mask [B, S] bool)` of a batch: `data.TokenBatch`, a `(tokens, mask)` pair, a mapping, or bare tokens (all real)."
-    if isinstance(batch, Mapping): tokens, mask = batch.get("tokens", batch.get("input_ids")), batch.get("attention_mask")
-    elif isinstance(batch, (tuple, list)) and len(batch) == 2: tokens, mask = batch
-    else: tokens, mask = batch, None
-    if not torch.is_tensor(tokens) or tokens.dtype.is_floating_point:
-        raise ValueError(f"a text batch must hold token ids (data.TokenBatch, (tokens, attention_mask), or a LongTensor); got {type(tokens).__name__}")
-    if tokens.ndim == 1: tokens, mask = tokens[None], (None if mask is None else mask[None])
-    return tokens, torch.ones_like(tokens, dtype=torch.bool) if mask is None else mask.bool()
-
 def _block_layers(config:TrainingConfig, hook:Hook, n_layers:int) -> list[int]:
     "Layers whose residual stream the block-MSE loss compares; validated against the model."
     first = hook.layer + 1 if hook.name == "hook_resid_post" else hook.layer
@@ -424,14 +400,15 @@ class _TextStep:
     def __init__(self, sae:SAE, model, config:TrainingConfig, hook:Hook|None=None):
         self.sae, self.model, self.config = sae, model, config
         hk = sae_hook(model, sae, hook)
-        self.hk, self.hook, self.layer = hk, hk.spec, hk.layer
+        self.hook, self.layer = hk.spec, hk.layer
         self.e2e, n = config.use_end_to_end, model.cfg.n_layers
         self.kl = self.e2e and config.use_logit_kl
         self.blocks = _block_layers(config, hk, n) if self.e2e and config.use_block_mse else []
-        self.bos_id = bos_token_id_of(model.tokenizer) if config.drop_bos and getattr(model, "tokenizer", None) is not None else None
         self.post = hk.name == "hook_resid_post"      # the spliced pass can start at the next block
-        self.resid_pre = None if self.post else f"blocks.{self.layer}.hook_resid_pre"
-        self.names = list(dict.fromkeys([self.hook] + ([self.resid_pre] if self.resid_pre else []) + [f"blocks.{l}.hook_resid_post" for l in self.blocks]))
+        self.resid_pre = None if self.post or not self.e2e else f"blocks.{self.layer}.hook_resid_pre"
+        self.hooks = [hk] + [resolve_hook(model, self.layer, "hook_resid_pre")] * bool(self.resid_pre) + \
+                     [resolve_hook(model, l) for l in self.blocks]        # what the clean pass caches
+        self.names = [h.spec for h in self.hooks]
         self.stop = None if self.kl else (max(self.blocks) + 1 if self.blocks else None)
         e2e_names = (["logit_kl", "kl_contribution"] if self.kl else []) + \
                     (["total_post_layer_mse", "block_mse_contribution"] + [f"block_mse_layer_{l}" for l in self.blocks] if self.blocks else [])
@@ -440,25 +417,18 @@ class _TextStep:
 # %% ../nbs/04_training.ipynb #1b0e1da8
 @patch
 def __call__(self:_TextStep, batch, ctx:_StepCtx) -> Optional[_StepOut]:
-    tokens, mask = _tokens_and_mask(batch)
-    keep = _keep_rows(tokens, mask, self.bos_id)
-    dev = self.model.cfg.device
-    tokens_d, mask_d = tokens.to(dev, non_blocking=True), mask.to(dev, non_blocking=True)
+    c = self.config
     with ctx.autocast():                                                # AMP covers the model's passes too
-        if not self.e2e: acts, cache, logits = get_activations(self.model, tokens_d, self.hk, attention_mask=mask_d), None, None
-        else:
-            with torch.no_grad():
-                logits, cache = self.model.run_with_cache(tokens_d, attention_mask=mask_d, names_filter=self.names, stop_at_layer=self.stop,
-                                                          return_cache_object=False)
-            acts = cache[self.hook]
-    shape = acts.shape
-    acts = acts.flatten(2) if acts.ndim > 3 else acts                  # per-head hooks: [B, S, n_heads * d_head]
-    keep = _drop_sinks(acts, keep, self.config.sink_norm_factor)
-    out = _sae_chunks(self.sae, acts.to(self.sae.device), keep, self.config, ctx, backward_now=not self.e2e)
+        ab = next(iter_activations(self.model, [batch], self.hooks, c.drop_bos, c.sink_norm_factor, self.kl,
+                                   progress=False))
+    acts = ab.acts[self.hook]                                           # per-head hooks: [B, S, n_heads * d_head]
+    out = _sae_chunks(self.sae, acts.to(self.sae.device), ab.keep, c, ctx, backward_now=not self.e2e)
     if out is None: return None
     loss, metrics, x_recon, fired, n = out
     if self.e2e:
-        loss = loss + self._e2e(x_recon.to(acts.dtype).to(acts.device).view(shape), cache, logits, mask_d, ctx, metrics)
+        mask_d = ab.batch.attention_mask.to(self.model.cfg.device)
+        spliced = x_recon.to(acts.dtype).to(acts.device).view(acts.shape)
+        loss = loss + self._e2e(spliced, ab.acts, ab.logits, mask_d, ctx, metrics)
         metrics["loss"] = loss.detach().float()
         if ctx.backward is not None: ctx.backward(loss)
     return _StepOut(metrics, fired, n)
@@ -468,7 +438,7 @@ def __call__(self:_TextStep, batch, ctx:_StepCtx) -> Optional[_StepOut]:
 def _e2e(self:_TextStep, spliced:torch.Tensor, cache:dict, logits_clean, mask:torch.Tensor, ctx:_StepCtx, metrics:dict) -> torch.Tensor:
     "Run the model from the hooked block with `spliced` at the hook; return the weighted end-to-end loss and record its metrics."
     resid = {}
-    def splice(act, hook): return spliced
+    def splice(act, hook): return spliced.view(act.shape)                # per-head hooks: [B, S, n_heads, d_head]
     def keep_resid(act, hook): resid[hook.name] = act
     hooks = [(f"blocks.{l}.hook_resid_post", keep_resid) for l in self.blocks]
     if self.post: start, x = self.layer + 1, spliced                         # the reconstruction is the next block's input
@@ -876,9 +846,9 @@ def _frozen(model):
 
 # %% ../nbs/04_training.ipynb #be9da6d0
 def _prepare_sae(sae:SAE, config:TrainingConfig) -> SAE:
-    "Move the SAE to the training device (this process's GPU under torchrun) in train mode."
+    "Move the SAE to its config's device (this process's GPU under torchrun) in train mode."
     if not isinstance(sae, SAE): raise ValueError(f"sae must be an sae_nb SAE (sae.make_sae(cfg)), got {type(sae).__name__}")
-    dev = _device(config.device)
+    dev = _device(sae.cfg.device)
     if sae.device != dev: sae.to(dev); sae.cfg.device = str(dev)
     return sae.train()
 
@@ -979,19 +949,20 @@ class SAETrainer:
     "Build an SAE for `model` and train it on texts (seed 003's `SAETrainer`)."
     def __init__(self, model, # a HookedTransformer with a tokenizer
                  sae_class, # an SAE class (sae.BatchTopKSAE, ...) or an architecture name ('batch_topk', ...)
-                 sae_config:SAEConfig, # the SAE; hook_layer None = the middle layer; d_in must be the hook's width (resolve_hook(...).d_in)
+                 sae_config:SAEConfig, # the SAE; hook_layer None = the middle layer; d_in must be the hook's width
                  train_config:TrainingConfig, # optimisation, losses, logging
-                 device:Optional[str]=None, # overrides train_config.device
+                 device:Optional[str]=None, # overrides sae_config.device
                 ):
         if isinstance(sae_class, str):
             if sae_class not in SAE_CLASSES: raise ValueError(f"unknown SAE class {sae_class!r}; choose one of {list(SAE_CLASSES)} or pass a class")
             sae_class = SAE_CLASSES[sae_class]
         if getattr(model, "tokenizer", None) is None: raise ValueError("the model has no tokenizer; load it with models.load_model (or attach one)")
-        self.model, self.train_config = model, train_config if device is None else replace(train_config, device=device)
+        self.model, self.train_config = model, train_config
         hook = resolve_hook(model, sae_config.hook_layer, sae_config.hook_name)
-        cfg = replace(sae_config, hook_layer=hook.layer, hook_name=hook.name, hook_spec=None, device=str(_device(self.train_config.device)),
-                      model_name=sae_config.model_name or model.cfg.model_name, prepend_bos=self.train_config.prepend_bos,
-                      context_size=self.train_config.max_text_length)
+        cfg = replace(sae_config, hook_layer=hook.layer, hook_name=hook.name, hook_spec=None,
+                      device=str(_device(device or sae_config.device)),
+                      model_name=sae_config.model_name or model.cfg.model_name,
+                      context_size=sae_config.context_size or 256)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.train_config.seed)
             self.sae = sae_class(cfg)
@@ -1005,12 +976,13 @@ def train(self:SAETrainer, texts, # training texts: a list of strings, or a JSON
           resume_from:Optional[str|Path]=None, progress:bool=True, checkpoint_every_steps:Optional[int]=None,
           export_dir:Optional[str|Path]=None, run_name:Optional[str]=None) -> dict:
     "Build windows and loaders from `texts` and train the SAE with `train_sae`; return the history."
-    c, tok = self.train_config, self.model.tokenizer
+    c, s, tok = self.train_config, self.sae.cfg, self.model.tokenizer
     load = lambda t: load_processed_data(t) if isinstance(t, (str, Path)) else t
-    ds = WindowedTextDataset(load(texts), tok, c.max_text_length, prepend_bos=c.prepend_bos, random_crop=True, seed=c.seed, progress=progress)
+    win = dict(prepend_bos=s.prepend_bos, progress=progress)          # the SAE config's windows
+    ds = WindowedTextDataset(load(texts), tok, s.context_size, random_crop=True, seed=c.seed, **win)
     val = None
     if val_texts is not None:
-        vds = WindowedTextDataset(load(val_texts), tok, c.max_text_length, prepend_bos=c.prepend_bos, random_crop=False, progress=progress)
+        vds = WindowedTextDataset(load(val_texts), tok, s.context_size, random_crop=False, **win)
         val = make_dataloader(vds, c, shuffle=False)
     return train_sae(self.sae, self.model, make_dataloader(ds, c, shuffle=True), c, checkpoint_dir=checkpoint_dir, checkpoint_freq=checkpoint_freq,
                      save_best=save_best, val_loader=val, resume_from=resume_from, progress=progress,

@@ -82,7 +82,7 @@ def run_in_process(*args):
     (["--sae-path", "{d}/sae", "--hook-name", "hook_nope"], "unknown hook_name 'hook_nope'"),
     (["--sae-path", "{d}/sae", "--layer", "0"], "is given blocks.0.hook_resid_post (d_in=64)"),
     (["--sae-path", "{d}/sae", "--model-name", "{d}/no-model"], "no model directory at"),
-    (["--sae-path", "{d}/sae", "--data-path", "{d}/none.json"], "no processed data at"),
+    (["--sae-path", "{d}/sae", "--data-path", "{d}/none.json"], "none.json does not exist"),
     (["--sae-path", "{d}/sae", "--batch-size", "0"], "must be >= 1"),
     (["--quick", "--full", "--sae-path", "{d}/sae"], "not allowed with argument"),
     (["--max-texts", "2"], "the following arguments are required: --sae-path"),

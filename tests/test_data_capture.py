@@ -64,13 +64,13 @@ def test_datasets_in_spawned_workers(tmp_path):
     from sae_nb.data import WindowedTextDataset, ActivationShardDataset, capture_activations, make_dataloader, set_epoch
     model, texts = tiny_random_model(seed=0), _texts()[:6]
     ds = WindowedTextDataset(texts, model.tokenizer, max_length=32, progress=False)
-    cfg = TrainingConfig(device="cpu", batch_size=8, num_dataloader_workers=2, persistent_workers=True)
+    cfg = TrainingConfig(batch_size=8, num_dataloader_workers=2, persistent_workers=True)
     def run(loader, n=2):
         out = []
         for e in range(n):
             set_epoch(loader, e); out.append([b.tokens.tolist() for b in loader])
         return out
-    ref = run(make_dataloader(ds, TrainingConfig(device="cpu", batch_size=8)))
+    ref = run(make_dataloader(ds, TrainingConfig(batch_size=8)))
     dl = make_dataloader(ds, cfg); dl.multiprocessing_context = "spawn"
     assert run(dl) == ref and ref[0] != ref[1]
     shards = capture_activations(model, texts, resolve_hook(model, hook_name=HOOK), tmp_path/"acts", progress=False, **KW)

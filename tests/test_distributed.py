@@ -35,7 +35,7 @@ out = Path(a["out"])
 torch.manual_seed(0)
 arch = a.get("arch", "topk")
 sae = make_sae(SAEConfig(d_in=16, d_sae=64, architecture=arch, top_k=4, n_batches_to_dead=5, device="cpu"))
-cfg = TrainingConfig(num_epochs=2, batch_size=64, lr=3e-3, warmup_steps=4, use_end_to_end=False, device="cpu", seed=0)
+cfg = TrainingConfig(num_epochs=2, batch_size=64, lr=3e-3, warmup_steps=4, use_end_to_end=False, seed=0)
 kw = dict(checkpoint_dir=a.get("ckpt"), checkpoint_freq=1, checkpoint_every_steps=3, progress=False, resume_from=a.get("resume"))
 
 if a["mode"] == "activations":                                   # rank r reads rows [64 r, 64 (r+1)) of every global batch of 128
@@ -56,7 +56,7 @@ elif a["mode"] == "text":                                        # 13 windows on
     model = tiny_random_model(seed=0)
     torch.manual_seed(0)
     sae = make_sae(SAEConfig(d_in=64, d_sae=256, top_k=8, hook_layer=0, device="cpu"))
-    tcfg = TrainingConfig(num_epochs=2, batch_size=4, max_text_length=32, use_end_to_end=True, use_logit_kl=True, device="cpu", seed=0)
+    tcfg = TrainingConfig(num_epochs=2, batch_size=4, use_end_to_end=True, use_logit_kl=True, seed=0)
     from torch.utils.data import Subset
     ds = Subset(WindowedTextDataset(embedded_corpus("train")[:64], model.tokenizer, 32, random_crop=False, progress=False), range(13))
     vds = WindowedTextDataset(embedded_corpus("val")[:2], model.tokenizer, 32, random_crop=False, progress=False)
@@ -66,7 +66,7 @@ elif a["mode"] == "shards":
     from sae_nb.training import train_on_shards
     torch.manual_seed(0)
     sae = make_sae(SAEConfig(d_in=64, d_sae=256, top_k=8, hook_layer=0, device="cpu"))
-    hist = train_on_shards(sae, shard_ds, TrainingConfig(num_epochs=2, batch_size=32, use_end_to_end=False, device="cpu", seed=0),
+    hist = train_on_shards(sae, shard_ds, TrainingConfig(num_epochs=2, batch_size=32, use_end_to_end=False, seed=0),
                            checkpoint_dir=a.get("ckpt"), progress=False)
 save_file({k: v.contiguous() for k, v in sae.state_dict().items()}, str(out/f"rank{rank}.safetensors"))
 if is_main_process(): (out/"history.json").write_text(json.dumps(hist))
@@ -97,7 +97,7 @@ def _single(arch, grad_accum=1, **kw):
     torch.manual_seed(0)
     sae = make_sae(SAEConfig(d_in=16, d_sae=64, architecture=arch, top_k=4, n_batches_to_dead=5, device="cpu"))
     glob = list(synthetic_activations(2048, d_in=16, seed=0).split(128))
-    cfg = TrainingConfig(num_epochs=2, batch_size=128, lr=3e-3, warmup_steps=4, use_end_to_end=False, device="cpu", seed=0, grad_accum_steps=grad_accum)
+    cfg = TrainingConfig(num_epochs=2, batch_size=128, lr=3e-3, warmup_steps=4, use_end_to_end=False, seed=0, grad_accum_steps=grad_accum)
     batches = glob if grad_accum == 1 else [h for g in glob for h in g.split(64)]   # micro-batches = the ranks' batches, in rank order
     hist = train_on_activations(sae, batches, cfg, val_batches=[g[:64] for g in glob[:2]] + [g[64:] for g in glob[:2]], progress=False, **kw)
     return sae, hist

@@ -25,8 +25,8 @@ import sae_nb.training as T
 a = json.loads(sys.argv[1])
 model = load_model("sae-nb/tiny-qwen3", device="cpu")
 hook = resolve_hook(model)
-cfg = TrainingConfig(num_epochs=3, batch_size=8, lr=2e-3, warmup_steps=6, lr_schedule="cosine", max_text_length=64,
-                     activation_batch_size=4, use_end_to_end=False, device="cpu", seed=0, log_freq=5)
+cfg = TrainingConfig(num_epochs=3, batch_size=8, lr=2e-3, warmup_steps=6, lr_schedule="cosine",
+                     activation_batch_size=4, use_end_to_end=False, seed=0, log_freq=5)
 torch.manual_seed(0)
 sae = make_sae(SAEConfig(d_in=hook.d_in, expansion_factor=4, top_k=16, hook_layer=hook.layer, hook_name=hook.name, device="cpu"))
 ds = WindowedTextDataset(embedded_corpus("train")[:24], model.tokenizer, 64, seed=0, progress=False)
