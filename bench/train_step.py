@@ -78,7 +78,7 @@ def bench_steps(a, dev):
     print(f"encoder matmul alone: {mm*1e3:.0f} ms (cpu {mm_cpu*1e3:.0f} ms);  batch top-k incl. encoder: plain topk {flat_topk*1e3:.0f} ms, "
           f"batch_topk_select {fast_topk*1e3:.0f} ms")
     rows = []
-    for arch in ("batch_topk", "topk"):
+    for arch in a.archs.split(","):
         for dense, feats in ((True, True), (False, True), (False, False)):
             sae = make(arch, dev)
             opt = torch.optim.Adam(sae.parameters(), lr=1e-3, fused=True)
@@ -157,6 +157,7 @@ def main():
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--steps", type=int, default=8, help="timed steps per configuration")
+    p.add_argument("--archs", default="batch_topk,topk", help="architectures to time (e.g. batch_topk,matryoshka_batch_topk)")
     p.add_argument("--profile", action="store_true", help="also profile the sparse BatchTopK step")
     p.add_argument("--features", action="store_true", help="profile with return_features=True (the dense features tensor)")
     p.add_argument("--peers", action="store_true", help="run the shared peer benchmark instead")

@@ -45,7 +45,7 @@ def _run_main(p:argparse.ArgumentParser, argv:Optional[Sequence[str]], body, err
     return run_cli(getattr(a, "prog", p.prog), lambda: body(a), quiet=a.quiet, errors=errors)
 
 # %% ../nbs/09_cli.ipynb #8f5e4bd5
-SAE_TYPES = ("batch_topk", "standard", "topk", "jumprelu")
+SAE_TYPES = ("batch_topk", "standard", "topk", "jumprelu", "matryoshka_batch_topk")
 
 def _add_model_args(p:argparse.ArgumentParser, default_model:str="Qwen/Qwen3-0.6B"):
     "Model and hook selection flags (shared by the commands that load a model)."
@@ -81,6 +81,17 @@ def _add_sae_args(p:argparse.ArgumentParser):
                         "(default %(default)s)")
     g.add_argument("--aux-penalty", type=float, default=1/32,
                    help="weight of the auxiliary dead-latent loss (default 1/32)")
+    g.add_argument("--matryoshka-widths", type=lambda v: [int(w) for w in v.split(",")], default=None,
+                   help="Matryoshka prefix sizes, comma-separated (default d_sae/8,/4,/2,d_sae)")
+    g.add_argument("--jumprelu-sparsity", choices=("step", "tanh", "quadratic"), default="step",
+                   help="JumpReLU L0 penalty (default %(default)s)")
+    g.add_argument("--target-l0", type=float, default=None, help="the L0 the quadratic JumpReLU penalty pulls towards")
+    g.add_argument("--pre-act-loss", type=float, default=0.0,
+                   help="JumpReLU: weight of the dead latents' pre-activation loss (default 0)")
+    g.add_argument("--normalize-activations", choices=("none", "expected_average_only_in", "mean_center"),
+                   default="none", help="input normalisation, estimated on the first batch, folded into the export")
+    g.add_argument("--b-dec-init", choices=("zeros", "mean", "geometric_median"), default="geometric_median",
+                   help="b_dec from the first training batch (default %(default)s: fewer dead and dense latents)")
 
 def _add_train_args(p:argparse.ArgumentParser):
     "Training, memory and end-to-end loss flags."
@@ -190,9 +201,11 @@ def training_config_from_args(a:argparse.Namespace) -> TrainingConfig:
 
 def check_sae_args(a:argparse.Namespace):
     "Refuse SAE flag combinations that cannot train, before anything is loaded."
-    if a.sae_type in ("batch_topk", "topk") and (a.topk is None or a.topk <= 0):
+    if "topk" in a.sae_type and (a.topk is None or a.topk <= 0):
         raise CLIError(f"--sae-type {a.sae_type} needs --topk > 0 (got {a.topk}); e.g. --topk 32, or use --sae-type standard")
     if a.topk_aux is not None and a.topk_aux <= 0: raise CLIError(f"--topk-aux must be > 0 (got {a.topk_aux})")
+    if a.jumprelu_sparsity == "quadratic" and not (a.target_l0 or 0) > 0:
+        raise CLIError("--jumprelu-sparsity quadratic needs --target-l0 > 0 (the L0 it pulls towards), e.g. 32")
     if a.sae_expansion <= 0: raise CLIError(f"--sae-expansion must be > 0 (got {a.sae_expansion})")
     if a.upload_to_hf and not a.hf_repo_id:
         raise CLIError("--upload-to-hf needs --hf-repo-id <user>/<repo> (or the SAE_HF_REPO_ID environment variable)")
@@ -203,17 +216,22 @@ def sae_config_for(model, # the loaded HookedTransformer
                   ) -> SAEConfig:
     "The SAE config for `model`: hook resolved (middle layer when omitted), `d_in` read from the model."
     hook = resolve_hook(model, a.hook_layer, a.hook_name, a.middle_layer_strategy)
-    top_k = a.topk if a.sae_type in ("batch_topk", "topk") else None
+    top_k = a.topk if "topk" in a.sae_type else None
     return SAEConfig(d_in=hook.d_in, expansion_factor=a.sae_expansion, architecture=a.sae_type, top_k=top_k,
                      top_k_aux=a.topk_aux if top_k else None, l1_coefficient=a.sparsity_penalty,
                      hook_layer=hook.layer, hook_name=hook.name,
                      n_batches_to_dead=a.n_batches_to_dead, aux_penalty=a.aux_penalty,
+                     matryoshka_widths=a.matryoshka_widths,
+                     jumprelu_sparsity=a.jumprelu_sparsity, target_l0=a.target_l0, pre_act_loss_coeff=a.pre_act_loss,
+                     normalize_activations=a.normalize_activations, b_dec_init=a.b_dec_init,
                      device=a.device or default_device(), model_name=str(a.model_name), context_size=a.max_text_length)
 
 def default_run_name(model_name:str, sae_cfg:SAEConfig) -> str:
     "Seed 004's naming, e.g. `qwen3_0p6b_layer13_btop128_exp4`."
     short = re.sub(r"[^a-z0-9]+", "_", Path(str(model_name)).name.lower().replace(".", "p")).strip("_")
-    kind = {"batch_topk": f"btop{sae_cfg.top_k}", "topk": f"top{sae_cfg.top_k}", "standard": "relu", "jumprelu": "jumprelu"}[sae_cfg.architecture]
+    k = sae_cfg.top_k
+    kind = {"batch_topk": f"btop{k}", "topk": f"top{k}", "standard": "relu", "jumprelu": "jumprelu",
+            "matryoshka_batch_topk": f"mbtop{k}"}[sae_cfg.architecture]
     exp = sae_cfg.d_sae / sae_cfg.d_in
     return f"{short}_layer{sae_cfg.hook_layer}_{kind}_exp{int(exp) if exp == int(exp) else round(exp, 2)}"
 
@@ -234,10 +252,11 @@ def _say(*args, **kw):
 
 def _texts_from_args(a:argparse.Namespace, # parsed flags of `_add_source_args`
                      model=None, # the loaded model: its tokenizer renders chat records and bounds token ids
-                    ) -> list[str]:
-    "The texts of the source the flags name, saying where they come from."
-    src = _source_from_args(a)
-    texts = src.texts(*(() if model is None else (model.tokenizer, model.cfg.d_vocab)))
+                     token_ids:bool=False, # a pre-tokenized source gives token-id arrays (the windowing takes them)
+                    ) -> list:
+    "The documents of the source the flags name, saying where they come from."
+    src, tok = _source_from_args(a), () if model is None else (model.tokenizer, model.cfg.d_vocab)
+    texts = src.documents(*tok) if token_ids else src.texts(*tok)
     if src.path is None and src.dataset is None:
         _say(f"no --data-path: training on the embedded corpus (Python's bundled docs and docstrings, {len(texts):,} texts)")
     else: _say(f"{len(texts):,} texts from {src.name}")
@@ -280,7 +299,7 @@ def run_training(a:argparse.Namespace, # parsed `sae-train` flags
     if model is None:
         _say(f"loading {a.model_name} ...")
         model = load_model(a.model_name, progress=not a.quiet, **load_config_from_args(a))
-    texts = _texts_from_args(a, model) if texts is None else texts
+    texts = _texts_from_args(a, model, token_ids=True) if texts is None else texts
     train_texts, val_texts = split_train_val(texts, a.val_fraction, seed=a.seed)
     scfg = sae_config_for(model, a)
     run_name = a.run_name or default_run_name(a.model_name, scfg)
@@ -464,7 +483,7 @@ def capture_main(argv:Optional[Sequence[str]]=None) -> int:
         from sae_nb.models import load_model
         _source_from_args(a)
         model = load_model(a.model_name, progress=not a.quiet, **load_config_from_args(a))
-        texts = _texts_from_args(a, model)
+        texts = _texts_from_args(a, model, token_ids=True)
         hook = resolve_hook(model, a.hook_layer, a.hook_name, a.middle_layer_strategy)
         out = capture_activations(model, texts, hook, a.output_dir, tokens_per_shard=a.tokens_per_shard, batch_size=a.batch_size,
                                   max_length=a.max_text_length, drop_bos=a.drop_bos, sink_norm_factor=a.sink_norm_factor,
@@ -527,13 +546,14 @@ def train_shards_main(argv:Optional[Sequence[str]]=None) -> int:
         from sae_nb.sae import make_sae
         from sae_nb.training import init_distributed, train_on_shards
         init_distributed()                   # under torchrun: join the process group before the dataset picks this rank's shards
-        if a.sae_type in ("batch_topk", "topk") and a.topk <= 0: raise CLIError(f"--sae-type {a.sae_type} needs --topk > 0 (got {a.topk})")
+        if "topk" in a.sae_type and a.topk <= 0:
+            raise CLIError(f"--sae-type {a.sae_type} needs --topk > 0 (got {a.topk})")
         ds = ActivationShardDataset(a.shard_dir, shuffle=True, batch_size=a.batch_size, seed=a.seed)
         man = getattr(ds, "manifest", None) or {}
         hook = Hook.from_spec(man["hook_spec"], ds.d_in) if man.get("hook_spec") else None
         layer, name = (hook.layer, hook.name) if hook else (None, "hook_resid_post")
         cfg = SAEConfig(d_in=ds.d_in, expansion_factor=a.sae_expansion, architecture=a.sae_type,
-                        top_k=a.topk if a.sae_type in ("batch_topk", "topk") else None,
+                        top_k=a.topk if "topk" in a.sae_type else None,
                         l1_coefficient=a.sparsity_penalty,
                         decorrelation_coeff=a.decorrelation_coeff, hook_layer=layer, hook_name=name, device=a.device or default_device(),
                         model_name=a.model_name or man.get("model_name"))
@@ -813,7 +833,7 @@ def run_main(argv:Optional[Sequence[str]]=None) -> int:
         check_sae_args(a); training_config_from_args(a); source = _source_from_args(a)
         t0 = time.time()
         model = load_model(a.model_name, progress=not a.quiet, **load_config_from_args(a))
-        texts = _texts_from_args(a, model)
+        texts = _texts_from_args(a, model, token_ids=a.analysis_data_path is not None)   # analysis reads text
         res = run_training(a, texts=texts, model=model)
         if not is_main_process(): return 0
         t1 = time.time()

@@ -20,7 +20,7 @@ __all__ = ['Architecture', 'ARCHITECTURES', 'DTYPES', 'AmpDtype', 'WandbMode', '
            'gpt2_medium_sae_config', 'pythia_1_4b_sae_config', 'qwen3_sae_config']
 
 # %% ../nbs/00_config.ipynb #59e9a060
-Architecture = Literal["standard", "topk", "batch_topk", "jumprelu"]
+Architecture = Literal["standard", "topk", "batch_topk", "jumprelu", "matryoshka_batch_topk"]
 ARCHITECTURES = get_args(Architecture)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 _DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16", "fp64": "float64", "double": "float64"}
@@ -52,6 +52,11 @@ def _check_pos(obj, *names):
     for n in names:
         v = getattr(obj, n)
         if v is not None and v <= 0: raise ValueError(f"{n}={v} must be > 0")
+
+def _check_choice(obj, **choices):
+    "Raise if a field on `obj` is not one of its `choices`."
+    for n, ok in choices.items():
+        if getattr(obj, n) not in ok: raise ValueError(f"{n}={getattr(obj, n)!r} is not one of {list(ok)}")
 
 # %% ../nbs/00_config.ipynb #e8d13aaf
 def _known(cls, d:dict, aliases:dict) -> dict:
@@ -109,7 +114,7 @@ class SAEConfig(JSONConfig):
     top_k_aux: Optional[int] = None          # latents used by the auxiliary dead-latent loss; default max(1, top_k // 2)
     n_batches_to_dead: int = 200             # batches without firing before a latent counts as dead
     aux_penalty: float = 1/32                # weight of the auxiliary loss (Gao et al. 2024, App. B.1)
-    architecture: Architecture = "batch_topk"  # standard (ReLU + L1), topk, batch_topk, jumprelu
+    architecture: Architecture = "batch_topk"  # standard (ReLU + L1), topk, batch_topk, jumprelu, matryoshka_batch_topk
     expansion_factor: Optional[float] = None # d_sae = expansion_factor * d_in when d_sae is None
     use_relu: bool = True                    # ReLU on the encoder output (seed 001); TopK variants keep values >= 0 when True
     reconstruction_coeff: float = 1.0        # weight of the reconstruction MSE (seed 001)
@@ -119,7 +124,15 @@ class SAEConfig(JSONConfig):
     temporal_smoothness_coeff: float = 0.0   # weight of the consecutive-token smoothness loss on the latents (seed 001)
     jumprelu_init_threshold: float = 1e-3    # JumpReLU: initial threshold of every latent
     jumprelu_bandwidth: float = 1e-3         # JumpReLU: straight-through kernel bandwidth (Rajamanoharan et al. 2024)
+    jumprelu_sparsity: Literal["step", "tanh", "quadratic"] = "step"  # JumpReLU L0 penalty (see `sae`'s table)
+    jumprelu_tanh_scale: float = 4.0         # JumpReLU `tanh` penalty: tanh(scale · f · ‖W_dec‖) per latent
+    target_l0: Optional[float] = None        # JumpReLU `quadratic` penalty: the L0 it pulls towards
+    pre_act_loss_coeff: float = 0.0          # JumpReLU: weight of the dead latents' pre-activation loss (Anthropic)
     threshold_momentum: float = 0.99         # BatchTopK: EMA momentum of the inference threshold
+    matryoshka_widths: Optional[list[int]] = None  # Matryoshka prefix sizes up to d_sae; default d_sae/8, /4, /2, 1
+    normalize_activations: Literal["none", "expected_average_only_in", "mean_center"] = "none"  # input normalisation
+    activation_norm_scale: Optional[float] = None  # the input scale folded into the weights at export (recorded only)
+    b_dec_init: Literal["zeros", "mean", "geometric_median"] = "zeros"  # b_dec from the first training batch
     model_name: Optional[str] = None         # the transformer the SAE was trained on (metadata, SAELens export)
     prepend_bos: bool = False                # every training window starts with BOS (also the analysis default)
     context_size: Optional[int] = None       # tokens per training window (SAETrainer: None = 256); the analysis default
@@ -142,16 +155,27 @@ def _validate(self:SAEConfig):
     _check_pos(self, "d_sae")
     if self.d_sae < self.d_in: warnings.warn(f"d_sae={self.d_sae} < d_in={self.d_in}: the dictionary is undercomplete; SAEs are usually 4-32× wider than d_in")
     _check_nonneg(self, "l1_coefficient", "aux_penalty", "reconstruction_coeff", "decorrelation_coeff", "probe_loss_coeff",
-                  "temporal_smoothness_coeff", "jumprelu_init_threshold", "probe_num_classes")
-    _check_pos(self, "jumprelu_bandwidth")
+                  "temporal_smoothness_coeff", "jumprelu_init_threshold", "probe_num_classes", "pre_act_loss_coeff")
+    _check_pos(self, "jumprelu_bandwidth", "jumprelu_tanh_scale")
     if self.architecture == "jumprelu" and self.jumprelu_init_threshold <= 0:   # thresholds are learned as log θ: θ=0 would never move
         raise ValueError(f"jumprelu_init_threshold={self.jumprelu_init_threshold} must be > 0 for architecture='jumprelu' (e.g. 1e-3)")
-    if self.architecture in ("topk", "batch_topk"):
+    if "topk" in self.architecture:
         if self.top_k is None or self.top_k <= 0:
             raise ValueError(f"architecture={self.architecture!r} needs top_k > 0 (got top_k={self.top_k}); set e.g. top_k=32, or use architecture='standard'")
         if self.top_k > self.d_sae: raise ValueError(f"top_k={self.top_k} exceeds d_sae={self.d_sae}; lower top_k or widen the SAE")
     if self.top_k is not None and self.top_k_aux is None: self.top_k_aux = max(1, self.top_k // 2)
     if self.top_k_aux is not None and self.top_k_aux <= 0: raise ValueError(f"top_k_aux={self.top_k_aux} must be > 0")
+    _check_choice(self, jumprelu_sparsity=("step", "tanh", "quadratic"),
+                  b_dec_init=("zeros", "mean", "geometric_median"),
+                  normalize_activations=("none", "expected_average_only_in", "mean_center"))
+    if self.jumprelu_sparsity == "quadratic" and not (self.target_l0 and 0 < self.target_l0 <= self.d_sae):
+        raise ValueError(f"jumprelu_sparsity='quadratic' needs 0 < target_l0 <= d_sae={self.d_sae} "
+                         f"(got {self.target_l0}); set e.g. target_l0=32")
+    if self.architecture == "matryoshka_batch_topk":
+        w = self.matryoshka_widths or [self.d_sae // 8, self.d_sae // 4, self.d_sae // 2, self.d_sae]
+        self.matryoshka_widths = w = sorted({int(v) for v in w if v > 0} | {self.d_sae})
+        if w[-1] != self.d_sae:
+            raise ValueError(f"matryoshka_widths={w} exceed d_sae={self.d_sae}; prefix sizes must lie in 1..d_sae")
     if not 0 <= self.threshold_momentum < 1: raise ValueError(f"threshold_momentum={self.threshold_momentum} must lie in [0, 1)")
     if self.probe_loss_coeff > 0 and self.probe_num_classes < 2:
         raise ValueError(f"probe_loss_coeff={self.probe_loss_coeff} needs probe_num_classes >= 2 (the number of label classes)")

@@ -268,9 +268,17 @@ def bos_token_id_of(tokenizer) -> int:
 
 # %% ../nbs/03_data.ipynb #7988892c
 def _check_strings(texts:Sequence):
-    "Raise if an item of `texts` is not a string."
-    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None: raise ValueError(f"texts[{bad}] is a {type(texts[bad]).__name__}, not a string; pass a list of strings")
+    "Raise unless `texts` are all strings, or all 1-D token-id arrays (a pre-tokenized corpus, `sources`)."
+    ok = ((lambda t: isinstance(t, str)) if isinstance(texts[0], str) else
+          (lambda t: isinstance(t, np.ndarray) and t.ndim == 1))
+    bad = next((i for i, t in enumerate(texts) if not ok(t)), None)
+    if bad is not None: raise ValueError(f"texts[{bad}] is a {type(texts[bad]).__name__}, not a string; pass a list of "
+                                         "strings (or only token-id arrays)")
+
+def _encode(texts:Sequence, tokenizer) -> list:
+    "Token ids of each text (no special tokens); token-id arrays (a pre-tokenized corpus) pass as they are."
+    if len(texts) and not isinstance(texts[0], str): return [t.tolist() for t in texts]
+    return tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False, verbose=False)["input_ids"]
 
 # %% ../nbs/03_data.ipynb #b146fbda
 class Window(NamedTuple):
@@ -313,7 +321,7 @@ def _tokenize(self:WindowedTextDataset, texts, tokenizer, progress, chunk=1000):
     "Tokenize all texts (no special tokens) into one flat int32 array and per-text offsets."
     ids, lens = [], []
     for i in tqdm(range(0, len(texts), chunk), desc="tokenizing", disable=not progress or len(texts) <= chunk):
-        enc = tokenizer(list(texts[i:i+chunk]), add_special_tokens=False, return_attention_mask=False, verbose=False)["input_ids"]
+        enc = _encode(texts[i:i+chunk], tokenizer)
         ids += [np.asarray(e, dtype=np.int32) for e in enc]; lens += [len(e) for e in enc]
     lens = np.asarray(lens, dtype=np.int64)
     keep = np.flatnonzero(lens > 0)
@@ -434,8 +442,7 @@ def as_token_batch(batch, # a TokenBatch, [B, S] / [S] token ids, a (tokens, att
 # %% ../nbs/03_data.ipynb #6da2681c
 def _tokenized(texts, tokenizer, text0=0, block=256, ahead:bool=True) -> Iterator[tuple[int, list]]:
     "`(text_idx, token ids)` from text `text0` on; with `ahead`, a thread tokenizes the next block of texts."
-    enc = lambda b0: tokenizer(list(texts[b0:b0 + block]), add_special_tokens=False, return_attention_mask=False,
-                               verbose=False)["input_ids"]
+    enc = lambda b0: _encode(texts[b0:b0 + block], tokenizer)
     starts = range(text0, len(texts), block)
     pool = ThreadPoolExecutor(1, thread_name_prefix="sae_nb-tokenize") if ahead and len(starts) > 1 else None
     try:
@@ -550,10 +557,11 @@ SHARD_FORMAT = "sae_nb.activation_shards"
 SHARD_KEYS = ("acts", "token_ids", "text_idx", "position")
 
 def texts_fingerprint(texts:Sequence[str]) -> str:
-    "SHA-256 of a corpus (order and boundaries included)."
+    "SHA-256 of a corpus (order and boundaries included; token-id arrays by their int32 bytes)."
     h = hashlib.sha256()
     for t in texts:
-        b = t.encode("utf-8"); h.update(len(b).to_bytes(8, "little")); h.update(b)
+        b = t.encode("utf-8") if isinstance(t, str) else b"ids:" + np.asarray(t, np.int32).tobytes()
+        h.update(len(b).to_bytes(8, "little")); h.update(b)
     return h.hexdigest()
 
 def model_fingerprint(model, samples:int=4096) -> str:

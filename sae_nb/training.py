@@ -311,13 +311,15 @@ class _StepOut(NamedTuple):
     fired: torch.Tensor         # [d_sae] bool: latents that fired on this batch
     n_tokens: int               # rows the SAE trained on
 
-_SAE_TERMS = ("decorr_loss", "temporal_loss", "probe_loss")
-_COEFF = {"decorr_loss": "decorrelation_coeff", "temporal_loss": "temporal_smoothness_coeff", "probe_loss": "probe_loss_coeff"}
+_SAE_TERMS = {"decorr_loss": lambda c: c.decorrelation_coeff > 0,
+              "temporal_loss": lambda c: c.temporal_smoothness_coeff > 0,
+              "probe_loss": lambda c: c.probe_loss_coeff > 0, "pre_act_loss": lambda c: c.pre_act_loss_coeff > 0,
+              "matryoshka_loss": lambda c: c.architecture == "matryoshka_batch_topk"}   # reported when they count
 
 def _sae_metric_names(sae:SAE) -> list[str]:
     "The metrics `_sae_chunks` reports for this SAE."
     base = ["loss", "recon_loss", "l1_loss", "sparsity", "l0", "explained_variance", "recon_contribution", "l1_contribution", "aux_loss", "aux_contribution"]
-    return base + [t for t in _SAE_TERMS if getattr(sae.cfg, _COEFF[t]) > 0]
+    return base + [t for t, on in _SAE_TERMS.items() if on(sae.cfg)]
 
 # %% ../nbs/04_training.ipynb #07715e52
 def _sae_chunks(sae:SAE, x:torch.Tensor, keep:Optional[torch.Tensor], config:TrainingConfig, ctx:_StepCtx, backward_now:bool,
@@ -335,7 +337,7 @@ def _sae_chunks(sae:SAE, x:torch.Tensor, keep:Optional[torch.Tensor], config:Tra
         if n == 0: recons.append(xc.to(sae.dtype)); continue
         kw = {k: v[i:i+cs] for k, v in dict(probe_labels=probe_labels, seq_starts=seq_starts).items() if v is not None}
         with ctx.autocast(): d = sae.training_forward(xc, mask=kc, return_features=False, **kw)
-        x_k = xc.reshape(-1, xc.shape[-1]).float() if kc is None else xc[kc].float()
+        x_k = sae._norm_in(xc.reshape(-1, xc.shape[-1]).float() if kc is None else xc[kc].float())   # in loss units
         loss = d["loss"]
         w = n / n_all
         if backward_now and ctx.backward is not None: ctx.backward(loss * w)
@@ -345,7 +347,7 @@ def _sae_chunks(sae:SAE, x:torch.Tensor, keep:Optional[torch.Tensor], config:Tra
              "recon_contribution": c.reconstruction_coeff * d["recon_loss"],
              "l1_contribution": c.l1_coefficient * d["sparsity_loss"],
              "aux_loss": d["aux_loss"], "aux_contribution": c.aux_penalty * d["aux_loss"], "sse": sse, "sst": sst,
-             **{t: d[t] for t in _SAE_TERMS if getattr(c, _COEFF[t]) > 0}}
+             **{t: d[t] for t, on in _SAE_TERMS.items() if on(c)}}
         for k, v in m.items(): sums[k] = sums.get(k, 0.) + (v if k in ("sse", "sst") else v * w)
         fired |= d["fired"]
         recons.append(d["x_recon"])
@@ -803,6 +805,7 @@ def run(self:_Loop) -> dict:
         while not stop and self.epoch < c.num_epochs: stop = self._run_epoch()
         if c.eval_every and self.val_src is not None and self.history.get("val_step", [None])[-1] != self.step: self._validate()
         if self.export_dir is not None: self._export()
+        elif hasattr(self.sae, "calibrate_threshold"): self.sae.calibrate_threshold()   # BatchTopK: the final cut
         self.wb.summary({"status": "finished", "steps": self.step, "epochs": self.epoch, "best_loss": None if math.isinf(self.best) else self.best,
                          **{f"final/{k}": v[-1] for k, v in self.history.items() if v}, "export_path": str(self.export_dir) if self.export_dir else None})
         self.wb.finish()
@@ -820,6 +823,8 @@ def _export(self:_Loop):
         with torch.no_grad(): self.sae.load_state_dict({k: v.to(self.dev) for k, v in load_file(str(best/"weights.safetensors")).items()})
     elif self.save_best and self.best_state is not None:
         with torch.no_grad(): self.sae.load_state_dict(self.best_state)
+    if hasattr(self.sae, "calibrate_threshold"): self.sae.calibrate_threshold()   # BatchTopK: the final weights' cut
+    self.sae.fold_normalization()                                        # the export takes raw activations
     err = None
     if self.main:
         try:

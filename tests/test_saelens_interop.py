@@ -9,7 +9,8 @@ from sae_nb.config import SAEConfig
 from sae_nb.sae import SAE_CLASSES, from_saelens, make_sae, to_saelens
 
 ARCHS = list(SAE_CLASSES)
-SAELENS_ARCH = {"standard": "standard", "topk": "topk", "batch_topk": "jumprelu", "jumprelu": "jumprelu"}
+SAELENS_ARCH = {"standard": "standard", "topk": "topk", "batch_topk": "jumprelu", "jumprelu": "jumprelu",
+                "matryoshka_batch_topk": "jumprelu"}
 
 
 def trained_like(arch, dtype="float32", d_in=16, d_sae=64, **kw):
@@ -19,7 +20,7 @@ def trained_like(arch, dtype="float32", d_in=16, d_sae=64, **kw):
     sae = make_sae(SAEConfig(d_in=d_in, d_sae=d_sae, architecture=arch, top_k=8 if "topk" in arch else None, device="cpu", dtype=dtype, **meta))
     with torch.no_grad():
         sae.b_enc.normal_(0, 0.1); sae.b_dec.normal_(0, 0.5)
-        if arch == "batch_topk": sae.threshold.fill_(0.15)
+        if "batch_topk" in arch: sae.threshold.fill_(0.15)
         if arch == "jumprelu": sae.log_threshold.uniform_(-3, -1)
     return sae.eval()
 
@@ -59,6 +60,19 @@ def test_round_trip_through_saelens(arch, tmp_path):
         torch.testing.assert_close(back.encode(x), ours.encode(x), atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(back(x).x_recon, ours(x).x_recon, atol=1e-5, rtol=1e-5)
     for k in ("W_enc", "b_enc", "W_dec", "b_dec"): assert torch.equal(getattr(back, k), getattr(ours, k))
+    if arch == "matryoshka_batch_topk": assert back.cfg.matryoshka_widths == [8, 16, 32, 64]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_normalised_sae_exports_for_raw_activations(arch, tmp_path):
+    "An SAE trained on normalised inputs (mean-centred or E|x| = sqrt(d_in)): SAELens runs its export on raw ones."
+    for i, norm in enumerate(("expected_average_only_in", "mean_center")):
+        ours = trained_like(arch, normalize_activations=norm).train()
+        x = torch.randn(64, 16) * 20 + 5
+        ours.training_forward(x); ours.eval()
+        theirs = lens(to_saelens(ours, tmp_path/f"{arch}{i}"))
+        assert ours.cfg.normalize_activations == norm and theirs.cfg.normalize_activations == "none"
+        with torch.no_grad(): torch.testing.assert_close(theirs(x), ours(x).x_recon, atol=1e-4, rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

@@ -119,6 +119,20 @@ def test_pretokenized(data):
         TextSource(data/"tokens").documents(d_vocab=11)
     assert [a.tolist() for a in TextSource(data/"tokens", streaming=True, max_texts=1).documents()] == [[5, 6, 7, 8]]
 
+def test_pretokenized_cli(tiny, data, tmp_path, capsys):
+    "`sae-capture` of a pre-tokenized dataset skips the tokenizer: its shards equal those of the same text's."
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+    ids = AutoTokenizer.from_pretrained(tiny/"plain")(bodies(range(6)), add_special_tokens=False)["input_ids"]
+    datasets.Dataset.from_dict({"input_ids": ids}).save_to_disk(str(tmp_path/"ids"))
+    assert capture(tiny, tmp_path/"a", "--data-path", tmp_path/"ids") == 0, capsys.readouterr().err
+    assert capture(tiny, tmp_path/"b", "--data-path", data/"records.jsonl", "--text-column", "body") == 0
+    shards = lambda d: [load_file(f) for f in sorted(d.glob("*.safetensors"))]
+    a, b = shards(tmp_path/"a"), shards(tmp_path/"b")
+    assert len(a) == len(b) > 0 and all(torch.equal(x[k], y[k]) for x, y in zip(a, b) for k in x)
+    fp = read_manifest(tmp_path/"a")["settings"]["texts_fingerprint"]
+    assert fp == texts_fingerprint([np.asarray(i, np.int32) for i in ids]) != texts_fingerprint(bodies(range(6)))
+
 BAD = [  # (id, flags, what the one line says)
     ("missing-column", ["--data-path", "{d}/records.jsonl"], "has no column 'text' (columns: ['id', 'body'])"),
     ("empty-dataset", ["--data-path", "{d}/empty"], "holds no documents"),
@@ -142,8 +156,8 @@ def test_bad_source_one_line(tiny, data, tmp_path, capsys, args, msg):
     assert len(err) == 1 and msg in err[0], err
 
 def test_train_reads_sources(tiny, data, tmp_path, capsys):
-    """`sae-train` and `sae-analyze` take the same flags: a JSONL column trains, a parquet column is analysed; an
-    offline hub name is one line, exit 2."""
+    """`sae-train` and `sae-analyze` take the same flags: a JSONL column and a pre-tokenized dataset train, a parquet
+    column is analysed; an offline hub name is one line, exit 2."""
     args = [*map(str, ["--model-name", tiny/"plain", "--device", "cpu", "--quiet", "--output-dir", tmp_path]),
             "--num-epochs", "1", "--batch-size", "4", "--max-text-length", "16", "--topk", "4", "--sae-expansion", "2",
             "--no-use-end-to-end", "--run-name", "src", "--val-fraction", "0"]
@@ -151,6 +165,8 @@ def test_train_reads_sources(tiny, data, tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     assert "6 texts from" in capsys.readouterr().out
     assert (tmp_path/"pretrained_models"/"src"/"weights.safetensors").exists()
+    assert train_main([*args, "--data-path", str(data/"tokens"), "--run-name", "ids"]) == 0, capsys.readouterr().err
+    assert (tmp_path/"pretrained_models"/"ids"/"weights.safetensors").exists()           # pre-tokenized trains too
     assert train_main([*args, "--dataset", "no-org/no-dataset"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "dataset 'no-org/no-dataset' cannot be loaded" in err[0] and "--data-path" in err[0], err
