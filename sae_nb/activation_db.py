@@ -535,10 +535,6 @@ def update(self:_DBConsumer, ab:ActBatch):
                              tidx[s:s + chunk], pos[s:s + chunk], ids[s:s + chunk])
 
 # %% ../nbs/05_activation_db.ipynb #e12835e8
-def _while(it:Iterator, cond) -> Iterator:
-    "The items of `it` while `cond()` holds (checked before taking each one)."
-    while cond() and (x := next(it, None)) is not None: yield x
-
 def _collect_into(root:Path, model, sae, texts, text_ids, setup:dict, batch_size:int, threshold:float, top_n:int,
                   value_dtype, sink_norm_factor, progress:bool, consumers:Sequence=()) -> _DBConsumer:
     "Stream the texts `text_ids` into a `_DBConsumer` writing in `root` (the `consumers` share the pass); return it."
@@ -546,12 +542,9 @@ def _collect_into(root:Path, model, sae, texts, text_ids, setup:dict, batch_size
         if not isinstance(texts[i], str):
             raise ValueError(f"texts[{i}] is a {type(texts[i]).__name__}, not a str; pass a list of strings")
     db = _DBConsumer(root, sae, setup["hook"], text_ids, threshold, top_n, value_dtype)
-    cs = [db, *consumers]
     it = window_batches([texts[i] for i in text_ids], model.tokenizer, setup["max_length"], batch_size,
                         setup["prepend_bos"])
-    kw = dict(sink_norm_factor=sink_norm_factor, progress=progress)
-    run_consumers(model, _while(it, lambda: any(c.needs_logits for c in cs)), cs, **kw)   # with logits while asked
-    run_consumers(model, it, cs, **kw)                                                      # then to the hook only
+    run_consumers(model, it, [db, *consumers], sink_norm_factor=sink_norm_factor, progress=progress)
     db.writer.add_texts(db.lens)
     return db
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03b_activations.ipynb #718a6120
 from __future__ import annotations
-from typing import Iterable, Iterator, NamedTuple, Optional, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Optional, Protocol, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -42,7 +42,7 @@ def iter_activations(model, # a HookedTransformer
                      hooks:Sequence[Hook], # where to read the model (models.resolve_hook)
                      drop_bos:bool=True, # see `keep_mask`
                      sink_norm_factor:Optional[float]=None, # see `keep_mask`; e.g. 100
-                     logits:bool=False, # run to the logits and return them
+                     logits:bool|Callable[[], bool]=False, # return the logits too (a callable: asked per batch)
                      progress:bool=True, # tqdm bar over batches
                     ) -> Iterator[ActBatch]:
     "Run `model` once per batch; yield the activations at every hook, the rows to use and (optionally) the logits."
@@ -53,16 +53,18 @@ def iter_activations(model, # a HookedTransformer
     for b in tqdm(batches, desc="activations", unit="batch", disable=not progress):
         b = as_token_batch(b)
         tokens, mask = b.tokens.to(dev, non_blocking=True), b.attention_mask.to(dev, non_blocking=True)
-        out = _cache(model, tokens, specs, mask, logits)
-        lg, acts = out if logits else (None, out)
+        want = logits() if callable(logits) else logits
+        out = _cache(model, tokens, specs, mask, want)
+        lg, acts = out if want else (None, out)
         yield ActBatch(b, acts, keep_mask(b, acts[specs[0]], drop_bos, sink_norm_factor), lg)
 
 # %% ../nbs/03b_activations.ipynb #fca08bb8
 class Consumer(Protocol):
     "What `run_consumers` feeds."
     hooks: Sequence[Hook]
-    needs_logits: bool
+    needs_logits: bool # asked before each batch
     def update(self, ab:ActBatch) -> None: ...
+    # optional `done: bool`: the pass ends once every consumer is done
 
 def run_consumers(model, # a HookedTransformer
                   batches:Iterable, # TokenBatches
@@ -71,6 +73,7 @@ def run_consumers(model, # a HookedTransformer
                  ) -> Sequence[Consumer]:
     "One pass over `batches` serving every consumer; returns them."
     hooks = list(dict.fromkeys(h for c in consumers for h in c.hooks))
-    for ab in iter_activations(model, batches, hooks, logits=any(c.needs_logits for c in consumers), **kwargs):
+    for ab in iter_activations(model, batches, hooks, logits=lambda: any(c.needs_logits for c in consumers), **kwargs):
         for c in consumers: c.update(ab)
+        if all(getattr(c, "done", False) for c in consumers): break
     return consumers

@@ -562,47 +562,6 @@ def analyze_feature_clusters(self:SAEAnalyzer, feature_idx:int, top_k:int=5, met
     "The co-activating features of one feature with the tokens they share."
     return self._need_db().analyze_feature_clusters(feature_idx, top_k, metric, self.cooccurrence if self._cooc_metric == metric else None, verbose=verbose)
 
-# %% ../nbs/07_analysis.ipynb #a4596102
-class _Evaluation:
-    "Consumer of the activation pass: reconstruction and ablation of `sae` on texts `< n_texts`, up to `max_tokens`."
-    def __init__(self, model, sae:SAE, hook:Hook, n_texts:int, max_tokens:Optional[int], mean_ablation:bool=False):
-        self.hooks, self.model, self.sae, self.n_texts, self.max_tokens = [hook], model, sae, n_texts, max_tokens
-        self.rc, self.ab, self.mean = metrics.ReconstructionStats(sae.d_in), metrics.AblationStats(), mean_ablation
-        self.n_tok = self.n_batches = 0; self.done = False
-
-    @property
-    def needs_logits(self) -> bool: return not self.done
-
-@patch
-@torch.no_grad()
-def update(self:_Evaluation, a):
-    "Fold in one batch of the pass (its rows of texts `< n_texts`)."
-    if self.done: return
-    dev, spec = self.model.cfg.device, self.hooks[0].spec
-    tokens, real = a.batch.tokens.to(dev), a.batch.attention_mask.to(dev)
-    mask = real & (a.batch.text_idx < self.n_texts).to(dev)[:, None]
-    pos = metrics._intervened_positions(mask, bool(self.sae.cfg.prepend_bos))
-    if not pos.any(): self.done = bool((a.batch.text_idx >= self.n_texts).all()); return
-    x = a.acts[spec][pos]
-    x_hat = self.sae(x.to(self.sae.device))[0].to(x.device)
-    self.rc.update(x, x_hat)
-    sel = metrics.scored_positions(mask)
-    if sel.any():
-        self.ab.add_clean(tokens, sel, a.logits)
-        runs = {"sae": x_hat, "zero": torch.zeros_like(x)}
-        if self.mean: runs["mean"] = x.float().mean(0, keepdim=True).expand_as(x)
-        for k, v in runs.items():                      # one intervened logits tensor alive at a time
-            spliced = metrics._run_logits(self.model, tokens, real, [(spec, metrics._writer(v, pos))])
-            self.ab.add(k, tokens, sel, a.logits, spliced)
-    self.n_tok += int(pos.sum()); self.n_batches += 1
-    self.done = self.max_tokens is not None and self.n_tok >= self.max_tokens
-
-@patch
-def result(self:_Evaluation) -> dict:
-    "`evaluate_sae`'s `n_tokens`, `reconstruction` and `ablation`."
-    if not self.n_batches: raise ValueError("no token to evaluate (empty texts, or one-token windows with prepend_bos)")
-    return dict(n_tokens=self.n_tok, reconstruction=self.rc.result(), ablation=self.ab.result())
-
 # %% ../nbs/07_analysis.ipynb #e7578dc5
 def _peak_rss_mib() -> Optional[float]:
     "Peak resident memory of this process so far (MiB), where the platform reports it."
@@ -673,7 +632,8 @@ def run_comprehensive_analysis(sae_path=None, # the SAE directory
     with atomic_dir(analysis_dir) as tmp:
         with st("activation database"):                 # and the evaluation: one pass over the corpus serves both
             n_ev = len(_limit_texts(inp.texts, inp.model.tokenizer, None, c.eval_max_tokens))   # tokenize to count
-            ev = _Evaluation(inp.model, inp.sae, inp.hook, n_ev, c.eval_max_tokens, c.mean_ablation)
+            ev = metrics.Evaluation(inp.model, inp.sae, inp.hook, sparsity=False, mean_ablation=c.mean_ablation,
+                                    max_tokens=c.eval_max_tokens, n_texts=n_ev)
             db = collect_all_activations(inp.model, inp.sae, inp.texts, inp.hook, c.batch_size,
                                          save_path=tmp/"activation_database", max_length=c.max_length, top_n=c.top_n,
                                          progress=progress, consumers=[ev])

@@ -17,14 +17,14 @@ from tqdm.auto import tqdm
 from .config import SAEConfig
 from .models import Hook, sae_hook
 from .data import as_token_batch
-from .activations import iter_activations
+from .activations import ActBatch, run_consumers
 from .sae import SAE
 
 # %% auto #0
 __all__ = ['DENSITY_EPS', 'DEAD_THRESHOLD', 'DENSE_THRESHOLD', 'log10_density', 'DeadFeatures', 'SparsityMetrics',
            'find_dead_features', 'SparsityStats', 'sparsity_metrics', 'ReconstructionStats', 'reconstruction_metrics',
            'decoder_decorrelation', 'feature_purity', 'scored_positions', 'logit_kl', 'loss_recovered',
-           'compute_ce_loss', 'AblationStats', 'evaluate_sae', 'compute_sparsity_metrics',
+           'compute_ce_loss', 'AblationStats', 'Evaluation', 'evaluate_sae', 'compute_sparsity_metrics',
            'compute_reconstruction_metrics', 'ablation_study', 'identity_sae']
 
 # %% ../nbs/06_metrics.ipynb #38c33447
@@ -418,6 +418,61 @@ def _writer(values:torch.Tensor, pos:torch.Tensor):
     return hook
 
 # %% ../nbs/06_metrics.ipynb #9cdd9a15
+class Evaluation:
+    "Consumer of an activation pass: sparsity, reconstruction and ablation of `sae` spliced in at `hook`."
+    def __init__(self, model, sae:SAE, hook:Hook, sparsity:bool=True, reconstruction:bool=True, ablation:bool=True,
+                 mean_ablation:bool=False, skip_first:Optional[bool]=None, max_tokens:Optional[int]=None,
+                 n_texts:Optional[int]=None): # see `evaluate_sae`; `n_texts`: only rows of texts `< n_texts`
+        self.hooks, self.model, self.sae, self.mean, self.max_tokens = [hook], model, sae, mean_ablation, max_tokens
+        self.skip_first, self.n_texts = bool(sae.cfg.prepend_bos) if skip_first is None else skip_first, n_texts
+        self.sp = SparsityStats(sae.d_sae) if sparsity else None
+        self.rc = ReconstructionStats(sae.d_in) if reconstruction else None
+        self.ab = AblationStats() if ablation else None
+        self.n_tok, self.n_batches, self.done, self.t0 = 0, 0, False, time.time()
+
+    @property
+    def needs_logits(self) -> bool: return self.ab is not None and not self.done
+
+# %% ../nbs/06_metrics.ipynb #2b050066
+@patch
+@torch.no_grad()
+def update(self:Evaluation, a:ActBatch):
+    "Fold in one batch: encode its intervened positions; splice the reconstruction, zeros (and the mean) back in."
+    if self.done: return
+    spec = self.hooks[0].spec; dev = a.acts[spec].device
+    tokens, real = a.batch.tokens.to(dev), a.batch.attention_mask.to(dev)
+    mask = real if self.n_texts is None else real & (a.batch.text_idx < self.n_texts).to(dev)[:, None]
+    pos = _intervened_positions(mask, self.skip_first)
+    if not pos.any():
+        self.done = self.n_texts is not None and bool((a.batch.text_idx >= self.n_texts).all()); return
+    x = a.acts[spec][pos]
+    x_hat, f = self.sae(x.to(self.sae.device))
+    x_hat = x_hat.to(x.device)
+    if self.sp is not None: self.sp.update(f)
+    if self.rc is not None: self.rc.update(x, x_hat)
+    sel = scored_positions(mask)
+    if self.ab is not None and sel.any():
+        self.ab.add_clean(tokens, sel, a.logits)
+        runs = {"sae": x_hat, "zero": torch.zeros_like(x)}
+        if self.mean: runs["mean"] = x.float().mean(0, keepdim=True).expand_as(x)
+        for k, v in runs.items():                      # one intervened logits tensor alive at a time
+            self.ab.add(k, tokens, sel, a.logits, _run_logits(self.model, tokens, real, [(spec, _writer(v, pos))]))
+    self.n_tok += int(pos.sum()); self.n_batches += 1
+    self.done = self.max_tokens is not None and self.n_tok >= self.max_tokens
+
+@patch
+def result(self:Evaluation, dead_threshold:float=DEAD_THRESHOLD, dense_threshold:float=DENSE_THRESHOLD) -> dict:
+    "`evaluate_sae`'s answer: the counts and the statistics switched on."
+    if not self.n_batches: raise ValueError("no batch had a token to evaluate (empty texts or batches, all padding, "
+                                            "or only first positions with skip_first=True)")
+    out = dict(hook_spec=self.hooks[0].spec, n_tokens=self.n_tok, n_batches=self.n_batches,
+               skip_first=self.skip_first, seconds=round(time.time() - self.t0, 3))
+    if self.sp is not None: out["sparsity"] = self.sp.result(dead_threshold, dense_threshold)
+    if self.rc is not None: out["reconstruction"] = self.rc.result()
+    if self.ab is not None: out["ablation"] = self.ab.result()
+    return out
+
+# %% ../nbs/06_metrics.ipynb #e1400b62
 @torch.no_grad()
 def evaluate_sae(model, # a HookedTransformer
                  sae:SAE, # the SAE
@@ -427,46 +482,20 @@ def evaluate_sae(model, # a HookedTransformer
                  reconstruction:bool=True, # compute reconstruction metrics
                  ablation:bool=True, # compute clean / zero / SAE-spliced CE, KL and loss recovered
                  mean_ablation:bool=False, # also splice in the batch's mean activation
-                 skip_first:Optional[bool]=None, # leave each sequence's first position alone; None = `sae.cfg.prepend_bos`
+                 skip_first:Optional[bool]=None, # leave each sequence's first position alone; None: cfg.prepend_bos
                  max_tokens:Optional[int]=None, # stop after this many intervened tokens (whole batches)
                  dead_threshold:float=DEAD_THRESHOLD, # see `find_dead_features`
                  dense_threshold:float=DENSE_THRESHOLD, # frequency from which a latent is dense
                  progress:bool=True, # tqdm progress bar
                 ) -> dict:
     "Sparsity, reconstruction and ablation metrics of `sae` spliced into `model`, in one streaming pass over `batches`."
-    hook = sae_hook(model, sae, hook); spec = hook.spec   # the one mismatch rule (models.check_sae_hook)
-    skip_first = bool(sae.cfg.prepend_bos) if skip_first is None else skip_first
-    sp, rc, ab = SparsityStats(sae.d_sae) if sparsity else None, ReconstructionStats(sae.d_in) if reconstruction else None, AblationStats() if ablation else None
-    was_training, n_tok, n_batches, t0 = sae.training, 0, 0, time.time()
+    hook = sae_hook(model, sae, hook)   # the one mismatch rule (models.check_sae_hook)
+    ev = Evaluation(model, sae, hook, sparsity, reconstruction, ablation, mean_ablation, skip_first, max_tokens)
+    was_training = sae.training
     sae.eval()
-    try:
-        for a in iter_activations(model, batches, [hook], drop_bos=False, logits=ablation, progress=progress):
-            dev = a.acts[spec].device
-            tokens, mask, logits = a.batch.tokens.to(dev), a.batch.attention_mask.to(dev), a.logits
-            pos = _intervened_positions(mask, skip_first)
-            if not pos.any(): continue
-            x = a.acts[spec][pos]
-            x_hat, f = sae(x.to(sae.device))
-            if sp is not None: sp.update(f)
-            if rc is not None: rc.update(x, x_hat.to(x.device))
-            sel = scored_positions(mask)
-            if ab is not None and sel.any():
-                ab.add_clean(tokens, sel, logits)
-                runs = {"sae": x_hat, "zero": torch.zeros_like(x)}
-                if mean_ablation: runs["mean"] = x.float().mean(0, keepdim=True).expand_as(x)
-                for k, v in runs.items():              # one intervened logits tensor alive at a time
-                    ab.add(k, tokens, sel, logits, _run_logits(model, tokens, mask, [(spec, _writer(v.to(x.device), pos))]))
-            n_tok += int(pos.sum()); n_batches += 1
-            if max_tokens is not None and n_tok >= max_tokens: break
+    try: run_consumers(model, batches, [ev], drop_bos=False, progress=progress)
     finally: sae.train(was_training)
-    if n_batches == 0: raise ValueError("no batch had a token to evaluate (empty batches, all padding, or only first positions with skip_first=True)")
-    out = dict(hook_spec=spec, n_tokens=n_tok, n_batches=n_batches, skip_first=skip_first, seconds=round(time.time() - t0, 3))
-    if sp is not None: out["sparsity"] = sp.result(dead_threshold, dense_threshold)
-    if rc is not None: out["reconstruction"] = rc.result()
-    if ab is not None: out["ablation"] = ab.result()
-    return out
-
-
+    return ev.result(dead_threshold, dense_threshold)
 
 # %% ../nbs/06_metrics.ipynb #f2ca3814
 def compute_sparsity_metrics(model, sae:SAE, batches:Iterable, hook:Hook|None=None, **kwargs) -> SparsityMetrics:
