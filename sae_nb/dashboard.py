@@ -36,11 +36,13 @@ FEATURE_FIELDS = {  # name: (kind, required, default)
     "index": ("int", True, None), "frequency": ("number", True, None), "count": ("int", True, None),
     "mean_activation": ("number?", True, None), "max_activation": ("number?", True, None),
     "label": ("str?", False, None), "histogram": ("histogram", False, None), "top_tokens": ("pairs:str,int", False, []),
-    "logit_lens": ("logit_lens", False, None), "neighbors": ("neighbors", False, None), "examples": ("examples", False, []),
+    "logit_lens": ("logit_lens", False, None), "neighbors": ("neighbors", False, None),
+    "examples": ("examples", False, []),
 }
 EXAMPLE_FIELDS = ("tokens", "activations", "target", "text_idx", "position", "max_activation")
 META_FIELDS = {"d_sae": "int", "model_name": "str?", "hook_spec": "str?", "n_tokens": "int?", "sae_path": "str?",
-               "created": "str?", "n_examples": "int?", "context": "int?", "dense_threshold": "number?", "title": "str?"}
+               "created": "str?", "n_examples": "int?", "context": "int?", "dense_threshold": "number?",
+               "title": "str?"}
 
 # %% ../nbs/08_dashboard.ipynb #50fd4418
 def _where(i:int, rec) -> str:
@@ -58,7 +60,11 @@ def _check(v, kind:str, where:str):
     if kind.endswith("?"):
         if v is None: return
         kind = kind[:-1]
-    if not _KINDS[kind](v): raise ValueError(f"feature data: {where} is {v!r:.60} ({type(v).__name__}); expected {'an integer' if kind == 'int' else 'a number' if kind == 'number' else 'a string'}")
+    if not _KINDS[kind](v):
+        raise ValueError(
+            f"feature data: {where} is {v!r:.60} ({type(v).__name__}); expected"
+            f" {'an integer' if kind == 'int' else 'a number' if kind == 'number' else 'a string'}"
+        )
 
 # %% ../nbs/08_dashboard.ipynb #906741de
 _FAST = {"str": (str,), "int": (int,), "number": (int, float)}
@@ -66,10 +72,13 @@ _FAST = {"str": (str,), "int": (int,), "number": (int, float)}
 def _pairs(v, where:str, first:str, second:str="number") -> list:
     "Check a list of `[first, second]` pairs (e.g. `[token, count]`)."
     if v is None: return []
-    if not isinstance(v, list): raise ValueError(f"feature data: {where} must be a list of [{first}, {second}] pairs, got {type(v).__name__}")
-    if all(type(p) is list and len(p) == 2 and type(p[0]) in _FAST[first] and type(p[1]) in _FAST[second] for p in v): return v
+    if not isinstance(v, list):
+        raise ValueError(f"feature data: {where} must be a list of [{first}, {second}] pairs, got {type(v).__name__}")
+    if all(type(p) is list and len(p) == 2 and type(p[0]) in _FAST[first] and type(p[1]) in _FAST[second] for p in v):
+        return v
     for k,p in enumerate(v):
-        if not (isinstance(p, list) and len(p) == 2): raise ValueError(f"feature data: {where}[{k}] is {p!r:.60}; expected a [{first}, {second}] pair")
+        if not (isinstance(p, list) and len(p) == 2):
+            raise ValueError(f"feature data: {where}[{k}] is {p!r:.60}; expected a [{first}, {second}] pair")
         _check(p[0], first, f"{where}[{k}][0]"); _check(p[1], second, f"{where}[{k}][1]")
     return v
 
@@ -80,7 +89,10 @@ def _histogram(h, where:str):
         raise ValueError(f"feature data: {where}.histogram must be an object with 'edges' and 'counts', got {h!r:.80}")
     e, c = h["edges"], h["counts"]
     if not (isinstance(e, list) and isinstance(c, list) and len(e) == len(c) + 1):
-        raise ValueError(f"feature data: {where}.histogram needs len(edges) == len(counts) + 1 (got {len(e) if isinstance(e, list) else e!r} edges, {len(c) if isinstance(c, list) else c!r} counts)")
+        raise ValueError(
+            f"feature data: {where}.histogram needs len(edges) == len(counts) + 1 (got"
+            f" {len(e) if isinstance(e, list) else e!r} edges, {len(c) if isinstance(c, list) else c!r} counts)"
+        )
     for name,xs in (("edges", e), ("counts", c)):
         if not set(map(type, xs)) <= {int, float}:
             for k,x in enumerate(xs): _check(x, "number", f"{where}.histogram.{name}[{k}]")
@@ -90,18 +102,31 @@ def _histogram(h, where:str):
 # %% ../nbs/08_dashboard.ipynb #0aa38e44
 def _example(ex, where:str) -> dict:
     "Check one max-activating example; fill `target` and `max_activation` when absent."
-    if not isinstance(ex, dict): raise ValueError(f"feature data: {where} is a {type(ex).__name__}; expected an object with 'tokens' and 'activations'")
+    if not isinstance(ex, dict):
+        raise ValueError(
+            f"feature data: {where} is a {type(ex).__name__}; expected an object with 'tokens' and 'activations'"
+        )
     for k in ("tokens", "activations"):
-        if k not in ex: raise ValueError(f"feature data: {where} has no '{k}' (fields present: {sorted(ex)}); examples need 'tokens' (list of str) and 'activations' (list of numbers) — rename the fields")
+        if k not in ex:
+            raise ValueError(
+                f"feature data: {where} has no '{k}' (fields present: {sorted(ex)}); examples need 'tokens' (list of"
+                " str) and 'activations' (list of numbers) — rename the fields"
+            )
     t, a = ex["tokens"], ex["activations"]
-    if not isinstance(t, list) or not set(map(type, t)) <= {str}: raise ValueError(f"feature data: {where}.tokens must be a list of strings (decoded token text)")
-    if not isinstance(a, list) or not set(map(type, a)) <= {int, float, type(None)}: raise ValueError(f"feature data: {where}.activations must be a list of numbers")
-    if len(t) != len(a): raise ValueError(f"feature data: {where} has {len(t)} tokens but {len(a)} activations; give one activation per token")
+    if not isinstance(t, list) or not set(map(type, t)) <= {str}:
+        raise ValueError(f"feature data: {where}.tokens must be a list of strings (decoded token text)")
+    if not isinstance(a, list) or not set(map(type, a)) <= {int, float, type(None)}:
+        raise ValueError(f"feature data: {where}.activations must be a list of numbers")
+    if len(t) != len(a):
+        raise ValueError(
+            f"feature data: {where} has {len(t)} tokens but {len(a)} activations; give one activation per token"
+        )
     if not t: raise ValueError(f"feature data: {where} has no tokens")
     ex = dict(ex)
     if ex.get("target") is None: ex["target"] = int(np.argmax([x or 0 for x in a]))
     _check(ex["target"], "int", f"{where}.target")
-    if not 0 <= ex["target"] < len(t): raise ValueError(f"feature data: {where}.target={ex['target']} is outside the window of {len(t)} tokens")
+    if not 0 <= ex["target"] < len(t):
+        raise ValueError(f"feature data: {where}.target={ex['target']} is outside the window of {len(t)} tokens")
     for k in ("text_idx", "position"): ex[k] = ex.get(k); _check(ex[k], "int?", f"{where}.{k}")
     if ex.get("max_activation") is None: ex["max_activation"] = a[ex["target"]]
     _check(ex["max_activation"], "number?", f"{where}.max_activation")
@@ -110,22 +135,30 @@ def _example(ex, where:str) -> dict:
 # %% ../nbs/08_dashboard.ipynb #45fc80e5
 def _feature(rec, i:int) -> dict:
     "Check one feature record and return it with the optional fields filled in."
-    if not isinstance(rec, dict): raise ValueError(f"feature data: features[{i}] is a {type(rec).__name__}; expected an object")
+    if not isinstance(rec, dict):
+        raise ValueError(f"feature data: features[{i}] is a {type(rec).__name__}; expected an object")
     w = _where(i, rec)
     missing = [k for k,(_, req, _) in FEATURE_FIELDS.items() if req and k not in rec]
-    if missing: raise ValueError(f"feature data: {w} is missing required field(s) {missing} (fields present: {sorted(rec)})")
+    if missing:
+        raise ValueError(f"feature data: {w} is missing required field(s) {missing} (fields present: {sorted(rec)})")
     out = dict(rec)
     for k in ("index", "count"): _check(rec[k], "int", f"{w}.{k}")
-    for k in ("frequency", "mean_activation", "max_activation", "label"): _check(rec.get(k), FEATURE_FIELDS[k][0], f"{w}.{k}")
+    for k in ("frequency", "mean_activation", "max_activation", "label"):
+        _check(rec.get(k), FEATURE_FIELDS[k][0], f"{w}.{k}")
     if rec["index"] < 0 or rec["count"] < 0: raise ValueError(f"feature data: {w} has a negative index or count")
-    if not 0 <= rec["frequency"] <= 1: raise ValueError(f"feature data: {w}.frequency={rec['frequency']} must be a fraction in [0, 1] (not a percentage)")
+    if not 0 <= rec["frequency"] <= 1:
+        raise ValueError(
+            f"feature data: {w}.frequency={rec['frequency']} must be a fraction in [0, 1] (not a percentage)"
+        )
     out["histogram"] = _histogram(rec.get("histogram"), w)
     out["top_tokens"] = _pairs(rec.get("top_tokens"), f"{w}.top_tokens", "str")
     ll = rec.get("logit_lens") or {}
-    if not isinstance(ll, dict): raise ValueError(f"feature data: {w}.logit_lens must be an object {{promoted, suppressed}}")
+    if not isinstance(ll, dict):
+        raise ValueError(f"feature data: {w}.logit_lens must be an object {{promoted, suppressed}}")
     out["logit_lens"] = {k: _pairs(ll.get(k), f"{w}.logit_lens.{k}", "str") for k in ("promoted", "suppressed")}
     nb = rec.get("neighbors") or {}
-    if not isinstance(nb, dict): raise ValueError(f"feature data: {w}.neighbors must be an object {{decoder, cooccurrence}}")
+    if not isinstance(nb, dict):
+        raise ValueError(f"feature data: {w}.neighbors must be an object {{decoder, cooccurrence}}")
     out["neighbors"] = {k: _pairs(nb.get(k), f"{w}.neighbors.{k}", "int") for k in ("decoder", "cooccurrence")}
     exs = rec.get("examples") or []
     if not isinstance(exs, list): raise ValueError(f"feature data: {w}.examples must be a list of examples")
@@ -142,22 +175,31 @@ def validate_feature_data(data:dict, # `{"meta": {...}, "features": [...]}` (num
     data = jsonable(data)
     meta = data.get("meta") or {}
     if not isinstance(meta, dict): raise ValueError(f"feature data: meta must be an object, got {type(meta).__name__}")
-    if not isinstance(data["features"], list): raise ValueError(f"feature data: features must be a list of feature records, got {type(data['features']).__name__}")
+    if not isinstance(data["features"], list):
+        raise ValueError(
+            f"feature data: features must be a list of feature records, got {type(data['features']).__name__}"
+        )
     feats = [_feature(r, i) for i,r in enumerate(data["features"])]
     meta = dict(meta)
-    if meta.get("d_sae") is None: raise ValueError("feature data: meta.d_sae (the number of SAE latents) is missing; add it to meta")
+    if meta.get("d_sae") is None:
+        raise ValueError("feature data: meta.d_sae (the number of SAE latents) is missing; add it to meta")
     for k,kind in META_FIELDS.items(): _check(meta.get(k), kind, f"meta.{k}")
     seen = set()
     for i,f in enumerate(feats):
-        if f["index"] >= meta["d_sae"]: raise ValueError(f"feature data: {_where(i, f)} is out of range for meta.d_sae={meta['d_sae']}")
-        if f["index"] in seen: raise ValueError(f"feature data: feature index {f['index']} appears twice (features[{i}]); each feature needs one record")
+        if f["index"] >= meta["d_sae"]:
+            raise ValueError(f"feature data: {_where(i, f)} is out of range for meta.d_sae={meta['d_sae']}")
+        if f["index"] in seen:
+            raise ValueError(
+                f"feature data: feature index {f['index']} appears twice (features[{i}]); each feature needs one record"
+            )
         seen.add(f["index"])
     meta.setdefault("dense_threshold", DEFAULT_DENSE_THRESHOLD)
     meta.setdefault("n_examples", max((len(f["examples"]) for f in feats), default=0))
     return {**data, "meta": meta, "features": feats, "schema_version": SCHEMA_VERSION}
 
 # %% ../nbs/08_dashboard.ipynb #9d388d33
-_AWKWARD = ["<script>alert(1)</script>", "&amp;", '"', "'", "\n", "\n\n", " ", "  ", "\t", "</script>", "<!--", "\\", "é", "日本", "🙂", "\x00", ""]
+_AWKWARD = ["<script>alert(1)</script>", "&amp;", '"', "'", "\n", "\n\n", " ", "  ", "\t", "</script>", "<!--", "\\",
+            "é", "日本", "🙂", "\x00", ""]
 
 def synthetic_feature_data(n_features:int=64, # number of features (d_sae)
                            n_examples:int=10, # examples per alive feature
@@ -181,18 +223,25 @@ def synthetic_feature_data(n_features:int=64, # number of features (d_sae)
         if not partial and freq[f] > 0: count = max(count, n_examples)
         fr = count / n_tokens
         mx = float(rng.uniform(2, 40)) if count else 0.0
-        rec = {"index": f, "frequency": fr, "count": count, "mean_activation": mx / 3 if count else None, "max_activation": mx if count else None}
+        rec = {"index": f, "frequency": fr, "count": count, "mean_activation": mx / 3 if count else None,
+               "max_activation": mx if count else None}
         if count:
-            edges = np.linspace(0, mx, 21); counts = np.maximum(0, (count * np.exp(-np.linspace(0, 5, 20)) / 2).astype(int))
+            edges = np.linspace(0, mx, 21)
+            counts = np.maximum(0, (count * np.exp(-np.linspace(0, 5, 20)) / 2).astype(int))
             rec["histogram"] = {"edges": edges, "counts": counts}
             top = rng.choice(len(words), 10, replace=False, p=p)
-            rec["top_tokens"] = [[words[t], int(c)] for t,c in zip(top, sorted(rng.integers(1, count + 2, 10), reverse=True))]
+            rec["top_tokens"] = [[words[t], int(c)] for t,
+                                 c in zip(top, sorted(rng.integers(1, count + 2, 10), reverse=True))]
             ll = rng.choice(len(words), 20, replace=False)
-            rec["logit_lens"] = {"promoted": [[words[t], float(v)] for t,v in zip(ll[:10], np.sort(rng.uniform(0.2, 1.5, 10))[::-1])],
-                                 "suppressed": [[words[t], float(v)] for t,v in zip(ll[10:], np.sort(rng.uniform(-1.5, -0.2, 10)))]}
+            rec["logit_lens"] = {"promoted": [[words[t], float(v)] for t,
+                                              v in zip(ll[:10], np.sort(rng.uniform(0.2, 1.5, 10))[::-1])],
+                                 "suppressed": [[words[t], float(v)] for t,
+                                                v in zip(ll[10:], np.sort(rng.uniform(-1.5, -0.2, 10)))]}
             nb = rng.choice(n_features, min(10, n_features), replace=False)
-            rec["neighbors"] = {"decoder": [[int(j), float(v)] for j,v in zip(nb, np.sort(rng.uniform(0.1, 0.9, len(nb)))[::-1])],
-                                "cooccurrence": [[int(j), float(v)] for j,v in zip(nb[::-1], np.sort(rng.uniform(0, 0.6, len(nb)))[::-1])]}
+            rec["neighbors"] = {"decoder": [[int(j), float(v)] for j,
+                                            v in zip(nb, np.sort(rng.uniform(0.1, 0.9, len(nb)))[::-1])],
+                                "cooccurrence": [[int(j), float(v)] for j,
+                                                 v in zip(nb[::-1], np.sort(rng.uniform(0, 0.6, len(nb)))[::-1])]}
             n_ex = n_examples if count >= n_examples else count
             exs = []
             for e, peak in enumerate(np.sort(rng.uniform(0.3, 1.0, n_ex) * mx)[::-1]):
@@ -200,11 +249,14 @@ def synthetic_feature_data(n_features:int=64, # number of features (d_sae)
                 acts = np.where(rng.random(W) < 0.2, rng.uniform(0, 0.6, W) * peak, 0.0).astype(np.float32)
                 acts[context] = mx if e == 0 else peak
                 exs.append({"tokens": [words[t] for t in toks], "activations": acts, "target": context,
-                            "text_idx": int(rng.integers(0, 5000)), "position": int(rng.integers(context, 2000)), "max_activation": acts[context]})
+                            "text_idx": int(rng.integers(0, 5000)), "position": int(rng.integers(context, 2000)),
+                            "max_activation": acts[context]})
             rec["examples"] = exs
         feats.append(rec)
-    meta = {"d_sae": n_features, "model_name": "synthetic", "hook_spec": "blocks.0.hook_resid_post", "n_tokens": n_tokens,
-            "sae_path": None, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "n_examples": n_examples, "context": context}
+    meta = {"d_sae": n_features, "model_name": "synthetic", "hook_spec": "blocks.0.hook_resid_post",
+            "n_tokens": n_tokens,
+            "sae_path": None, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "n_examples": n_examples, "context": context}
     return {"meta": meta, "features": feats}
 
 # %% ../nbs/08_dashboard.ipynb #823c5af7
@@ -219,7 +271,8 @@ def _read_jsonl(path:Path) -> list:
     for n,line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip(): continue
         try: out.append(json.loads(line))
-        except json.JSONDecodeError as e: raise ValueError(f"{path}:{n} is not valid JSON ({e}); each line must be one feature record") from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n} is not valid JSON ({e}); each line must be one feature record") from None
     return out
 
 # %% ../nbs/08_dashboard.ipynb #9e208d94
@@ -229,10 +282,20 @@ def _summaries_file(analysis_dir:Path, tag:str|None) -> Path:
     files = sorted(res.glob("feature_summaries_*.jsonl"), key=lambda p: p.stat().st_mtime)
     if tag is not None:
         p = res/f"feature_summaries_{tag}.jsonl"
-        if not p.exists(): raise FileNotFoundError(f"no {p}; tags present: {[f.stem.removeprefix('feature_summaries_') for f in files]}")
+        if not p.exists():
+            raise FileNotFoundError(
+                f"no {p}; tags present: {[f.stem.removeprefix('feature_summaries_') for f in files]}"
+            )
         return p
-    if not files: raise FileNotFoundError(f"{analysis_dir} holds no results/feature_summaries_*.jsonl; run the analysis first (sae_nb.analysis), or pass a feature-data JSON file")
-    if len(files) > 1: warnings.warn(f"{len(files)} feature summary files in {res}; reading the newest, {files[-1].name} (pass tag= to choose)")
+    if not files:
+        raise FileNotFoundError(
+            f"{analysis_dir} holds no results/feature_summaries_*.jsonl; run the analysis first (sae_nb.analysis), or"
+            " pass a feature-data JSON file"
+        )
+    if len(files) > 1:
+        warnings.warn(
+            f"{len(files)} feature summary files in {res}; reading the newest, {files[-1].name} (pass tag= to choose)"
+        )
     return files[-1]
 
 def _meta_for(jsonl:Path, records:list) -> dict:
@@ -242,7 +305,10 @@ def _meta_for(jsonl:Path, records:list) -> dict:
         meta = _read_json(mp)
         if not isinstance(meta, dict): raise ValueError(f"{mp} must hold a JSON object (the feature-data meta)")
         return meta
-    warnings.warn(f"no {mp.name} beside {jsonl.name}: d_sae is inferred from the largest feature index, model and hook are unknown")
+    warnings.warn(
+        f"no {mp.name} beside {jsonl.name}: d_sae is inferred from the largest feature index, model and hook are"
+        " unknown"
+    )
     return {"d_sae": 1 + max((r.get("index", -1) for r in records if isinstance(r, dict)), default=-1)}
 
 # %% ../nbs/08_dashboard.ipynb #20cb1f22
@@ -254,21 +320,27 @@ def load_feature_data(path:str|Path, # feature-data JSON, summaries JSONL, or an
                       progress:bool=True) -> dict:
     "Read and validate feature data from a JSON file, a JSONL file of records, or an analysis directory."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path} does not exist; pass a feature-data JSON file or an analysis directory")
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; pass a feature-data JSON file or an analysis directory")
     if path.is_dir():
         jsonl = _summaries_file(path, tag)
         db_dir = path/"activation_database"
     elif path.suffix == ".jsonl": jsonl, db_dir = path, path.parent.parent/"activation_database"
     else:
         data = _read_json(path)
-        if isinstance(data, list): raise ValueError(f"{path} holds a JSON list; the dashboard needs an object {{'meta': {{...}}, 'features': [...]}} (see sae_nb.dashboard's schema)")
+        if isinstance(data, list):
+            raise ValueError(
+                f"{path} holds a JSON list; the dashboard needs an object {{'meta': {{...}}, 'features': [...]}} (see"
+                " sae_nb.dashboard's schema)"
+            )
         return validate_feature_data(data)
     records = _read_jsonl(jsonl)
     data = {"meta": _meta_for(jsonl, records), "features": records}
     if records and not any(r.get("examples") for r in records if isinstance(r, dict)):
         if db is None and db_dir.exists(): db = open_activation_database(db_dir)
         if db is not None:
-            exs = collect_feature_examples(db=db, features=[r["index"] for r in records], n_examples=n_examples, context=context, progress=progress)
+            exs = collect_feature_examples(db=db, features=[r["index"] for r in records], n_examples=n_examples,
+                                           context=context, progress=progress)
             for r in records: r["examples"] = exs.get(r["index"], [])
             data["meta"].setdefault("n_examples", n_examples); data["meta"].setdefault("context", context)
     return validate_feature_data(data)
@@ -276,7 +348,10 @@ def load_feature_data(path:str|Path, # feature-data JSON, summaries JSONL, or an
 def open_activation_database(path:str|Path):
     "Open `<analysis_dir>/activation_database` with `sae_nb.activation_db.ActivationDatabase.load`."
     try: from sae_nb.activation_db import ActivationDatabase
-    except ImportError as e: raise ValueError(f"{path} needs sae_nb.activation_db to read it ({e}); or give records with 'examples'") from None
+    except ImportError as e:
+        raise ValueError(
+            f"{path} needs sae_nb.activation_db to read it ({e}); or give records with 'examples'"
+        ) from None
     return ActivationDatabase.load(path)
 
 # %% ../nbs/08_dashboard.ipynb #8631fbf7
@@ -329,23 +404,38 @@ def _none(text:str) -> str: return f'<div class="sae-none">{_e(text)}</div>'
 def _hist_svg(h:dict|None) -> str:
     "The activation histogram as inline SVG (bars of equal width, one per bin)."
     if not h or not h.get("counts"): return _section("Activation histogram", _none("no histogram"), "sae-hist")
-    e, c = h["edges"], h["counts"]; W, H, L, B = 420, 120, 34, 18; n = len(c); cmax = max(1, max(c)); bw = (W - L - 4) / n
-    bars = "".join(f'<rect x="{L + k*bw + .5:.1f}" y="{H - B - (max(1, (H-B-6)*v/cmax) if v > 0 else 0):.1f}" width="{max(.5, bw-1):.1f}" '
-                   f'height="{(max(1, (H-B-6)*v/cmax) if v > 0 else 0):.1f}"><title>[{_fmt(e[k])}, {_fmt(e[k+1])}): {_intf(v)}</title></rect>' for k,v in enumerate(c))
-    axis = (f'<line x1="{L}" x2="{W-4}" y1="{H-B+.5}" y2="{H-B+.5}" stroke="#adb5bd"/><text x="{L}" y="{H-4}" text-anchor="start">{_fmt(e[0])}</text>'
-            f'<text x="{W-4}" y="{H-4}" text-anchor="end">{_fmt(e[-1])}</text><text x="{L-4}" y="12" text-anchor="end">{_intf(cmax)}</text>'
-            f'<text x="{L-4}" y="{H-B}" text-anchor="end">0</text>')
+    e, c = h["edges"], h["counts"]
+    W, H, L, B = 420, 120, 34, 18
+    n = len(c)
+    cmax = max(1, max(c))
+    bw = (W - L - 4) / n
+    bars = "".join(
+        f'<rect x="{L + k*bw + .5:.1f}" y="{H - B - (max(1, (H-B-6)*v/cmax) if v > 0 else 0):.1f}"'
+        f' width="{max(.5, bw-1):.1f}" height="{(max(1, (H-B-6)*v/cmax) if v > 0 else 0):.1f}"><title>[{_fmt(e[k])},'
+        f" {_fmt(e[k+1])}): {_intf(v)}</title></rect>"
+        for k, v in enumerate(c)
+    )
+    axis = (
+        f'<line x1="{L}" x2="{W-4}" y1="{H-B+.5}" y2="{H-B+.5}" stroke="#adb5bd"/><text x="{L}" y="{H-4}"'
+        f' text-anchor="start">{_fmt(e[0])}</text><text x="{W-4}" y="{H-4}" text-anchor="end">{_fmt(e[-1])}</text><text'
+        f' x="{L-4}" y="12" text-anchor="end">{_intf(cmax)}</text><text x="{L-4}" y="{H-B}" text-anchor="end">0</text>'
+    )
     title = "Activation histogram" + (" (log x)" if h.get("scale") == "log" else "")
-    return _section(title, f'<svg viewBox="0 0 {W} {H}" preserveAspectRatio="none" role="img">{bars}{axis}</svg>', "sae-hist")
+    return _section(title, f'<svg viewBox="0 0 {W} {H}" preserveAspectRatio="none" role="img">{bars}{axis}</svg>',
+                    "sae-hist")
 
 # %% ../nbs/08_dashboard.ipynb #0dd7b5f8
 def _token_table(title:str, rows:list, counts:bool) -> str:
     "Tokens with a bar and a value (top tokens, logit lens)."
     if not rows: return _section(title, _none("none"))
     m = max(abs(v) for _,v in rows) or 1
-    trs = "".join(f'<tr><td><span class="sae-chip" title="{_e(json.dumps(t, ensure_ascii=False))}">{_e(display_token(t))}</span></td>'
-                  f'<td class="sae-b"><div class="sae-bb{" sae-neg" if v < 0 else ""}" style="width:{max(1, 100*abs(v)/m):.1f}%"></div></td>'
-                  f'<td class="sae-n">{_intf(v) if counts else _fmt(v)}</td></tr>' for t,v in rows)
+    trs = "".join(
+        '<tr><td><span class="sae-chip"'
+        f' title="{_e(json.dumps(t, ensure_ascii=False))}">{_e(display_token(t))}</span></td><td class="sae-b"><div'
+        f' class="sae-bb{" sae-neg" if v < 0 else ""}" style="width:{max(1, 100*abs(v)/m):.1f}%"></div></td><td'
+        f' class="sae-n">{_intf(v) if counts else _fmt(v)}</td></tr>'
+        for t, v in rows
+    )
     return _section(title, f'<table class="sae-tl">{trs}</table>')
 
 def _neighbours(title:str, rows:list, labels:dict|None, link:str|None) -> str:
@@ -355,7 +445,10 @@ def _neighbours(title:str, rows:list, labels:dict|None, link:str|None) -> str:
     for j,v in rows:
         name = f'<a href="{_e(link.format(j))}">#{j}</a>' if link else f"<b>#{j}</b>"
         lb = (labels or {}).get(j)
-        lis.append(f'<li>{name}{f"<span class=sae-chip>{_e(display_token(lb))}</span>" if lb else ""}<span class="sae-n">{_fmt(v)}</span></li>')
+        lis.append(
+            f'<li>{name}{f"<span class=sae-chip>{_e(display_token(lb))}</span>" if lb else ""}<span'
+            f' class="sae-n">{_fmt(v)}</span></li>'
+        )
     return _section(title, f'<ul class="sae-nb">{"".join(lis)}</ul>')
 
 # %% ../nbs/08_dashboard.ipynb #42b61c1e
@@ -368,13 +461,21 @@ def _example_html(ex:dict, scale:float|None) -> str:
         style = f' style="background-color:{bg}"' if bg else ""
         title = f"activation {a}\ntoken {json.dumps(t, ensure_ascii=False)}"
         spans.append(f'<span class="{cls}"{style} title="{_e(title)}" data-act="{a}">{_e(display_token(t))}</span>')
-    where = f'text {"?" if ex.get("text_idx") is None else ex["text_idx"]} · pos {"?" if ex.get("position") is None else ex["position"]}'
-    return f'<div class="sae-ex"><div class="sae-exm"><b>{_fmt(ex.get("max_activation"))}</b><br>{where}</div><div class="sae-toks">{"".join(spans)}</div></div>'
+    where = (
+        f'text {"?" if ex.get("text_idx") is None else ex["text_idx"]} · pos'
+        f' {"?" if ex.get("position") is None else ex["position"]}'
+    )
+    return (
+        f'<div class="sae-ex"><div class="sae-exm"><b>{_fmt(ex.get("max_activation"))}</b><br>{where}</div><div'
+        f' class="sae-toks">{"".join(spans)}</div></div>'
+    )
 
 def _examples_html(f:dict, scale:float|None) -> str:
     legend = f'<span class="sae-legend">0<i></i>{_fmt(scale)}</span>'
     if not f["examples"]:
-        body = _none("no examples were collected for this feature" if f["count"] else "no examples: the feature never fired")
+        body = _none(
+            "no examples were collected for this feature" if f["count"] else "no examples: the feature never fired"
+        )
     else: body = "".join(_example_html(ex, scale) for ex in f["examples"])
     return f'<section class="sae-sec"><h3>Top activating examples{legend}</h3>{body}</section>'
 
@@ -387,18 +488,26 @@ def render_feature_html(feature:dict, # one validated feature record
     "HTML of one feature (statistics, histogram, tokens, logit lens, neighbours, examples), like the dashboard's view."
     f, meta = feature, meta or {}
     fr, dense = f["frequency"], meta.get("dense_threshold", DEFAULT_DENSE_THRESHOLD)
-    badge = '<span class="sae-badge sae-dead-b">dead</span>' if not fr > 0 else '<span class="sae-badge sae-dense-b">dense</span>' if fr >= dense else ""
+    badge = (
+        '<span class="sae-badge sae-dead-b">dead</span>'
+        if not fr > 0
+        else '<span class="sae-badge sae-dense-b">dense</span>' if fr >= dense else ""
+    )
     stats = "".join(f'<div class="sae-stat"><div class="sae-k">{k}</div><div class="sae-v">{v}</div></div>' for k,v in
                     [("frequency", _pct(fr)), ("count", _intf(f["count"])), ("mean act.", _fmt(f["mean_activation"])),
                      ("max act.", _fmt(f["max_activation"])), ("examples", str(len(f["examples"])))])
     label = f'<div class="sae-none">{_e(f["label"])}</div>' if f.get("label") else ""
     grid = (_hist_svg(f.get("histogram")) + _token_table("Top tokens (count)", f["top_tokens"], True)
-            + _token_table("Logit lens: promoted", f["logit_lens"]["promoted"], False) + _token_table("Logit lens: suppressed", f["logit_lens"]["suppressed"], False)
+            + _token_table("Logit lens: promoted", f["logit_lens"]["promoted"],
+                           False) + _token_table("Logit lens: suppressed", f["logit_lens"]["suppressed"], False)
             + _neighbours("Neighbours: decoder cosine", f["neighbors"]["decoder"], labels, link)
             + _neighbours("Neighbours: co-occurrence", f["neighbors"]["cooccurrence"], labels, link))
-    scale = f["max_activation"] if f["max_activation"] else max([e["max_activation"] or 0 for e in f["examples"]], default=0)
-    body = (f'<article class="sae-feature" data-feature="{f["index"]}"><h2>Feature #{f["index"]}{badge}</h2>{label}'
-            f'<div class="sae-stats">{stats}</div><div class="sae-grid">{grid}</div>{_examples_html(f, scale)}</article>')
+    scale = f["max_activation"] if f["max_activation"] else max([e["max_activation"] or 0 for e in f["examples"]],
+                                                                default=0)
+    body = (
+        f'<article class="sae-feature" data-feature="{f["index"]}"><h2>Feature #{f["index"]}{badge}</h2>{label}'
+        f'<div class="sae-stats">{stats}</div><div class="sae-grid">{grid}</div>{_examples_html(f, scale)}</article>'
+    )
     return (f"<style>{_css()}</style>" if css else "") + f'<div class="sae-root">{body}</div>'
 
 # %% ../nbs/08_dashboard.ipynb #4f893261
@@ -423,7 +532,8 @@ def _vocab(features:list) -> tuple[list, dict]:
     for f in features:
         for ex in f["examples"]:
             for t in ex["tokens"]: counts[t] = counts.get(t, 0) + 1
-        for t,_ in f["top_tokens"] + f["logit_lens"]["promoted"] + f["logit_lens"]["suppressed"]: counts[t] = counts.get(t, 0) + 1
+        for t,_ in f["top_tokens"] + f["logit_lens"]["promoted"] + f["logit_lens"]["suppressed"]:
+            counts[t] = counts.get(t, 0) + 1
     vocab = sorted(counts, key=counts.get, reverse=True)
     return vocab, {t: i for i,t in enumerate(vocab)}
 
@@ -445,12 +555,16 @@ def _pack_feature(f:dict, ids:dict, precision:int|None) -> dict:
     "The compact record of one feature as the page reads it (see the header of dashboard.js)."
     h, ll, nb, exs = f.get("histogram"), f["logit_lens"], f["neighbors"], f["examples"]
     rows = [ll["promoted"], ll["suppressed"], nb["decoder"], nb["cooccurrence"]]
-    groups = [[v for _,v in r] for r in rows] + [h["edges"] if h else [], [e["max_activation"] for e in exs]] + [e["activations"] for e in exs]
+    groups = [[v for _,v in r] for r in rows] + [h["edges"] if h else [],
+                                                 [e["max_activation"] for e in exs]] + [e["activations"] for e in exs]
     r = _round_groups(groups, precision)
-    lp, ls, nd, nc = ([[key(a), v] for (a,_),v in zip(rows[k], r[k])] for k,key in enumerate([ids.__getitem__, ids.__getitem__, int, int]))
-    return {"h": [r[4], h["counts"], h.get("scale", "linear")] if h else None, "tt": [[ids[t], v] for t,v in f["top_tokens"]],
+    lp, ls, nd, nc = ([[key(a), v] for (a,_),v in zip(rows[k], r[k])] for k,
+                      key in enumerate([ids.__getitem__, ids.__getitem__, int, int]))
+    return {"h": [r[4], h["counts"], h.get("scale", "linear")] if h else None,
+            "tt": [[ids[t], v] for t,v in f["top_tokens"]],
             "lp": lp, "ls": ls, "nd": nd, "nc": nc,
-            "ex": [[[ids[t] for t in ex["tokens"]], r[6 + k], ex["target"], ex.get("text_idx"), ex.get("position"), r[5][k]] for k,ex in enumerate(exs)]}
+            "ex": [[[ids[t] for t in ex["tokens"]], r[6 + k], ex["target"], ex.get("text_idx"), ex.get("position"),
+                    r[5][k]] for k,ex in enumerate(exs)]}
 
 def _search_ids(f:dict, ids:dict) -> list:
     "Token ids a feature is found by: its top tokens and the tokens its examples fire on."
@@ -462,7 +576,13 @@ def _search_ids(f:dict, ids:dict) -> list:
 def _script_json(obj) -> str:
     "JSON safe inside a `<script>` element: `<`, `>` and `&` escaped as \\u003c, \\u003e, \\u0026."
     s = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return (
+        s.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 def _pack(data:dict, precision:int|None, chunk_size:int, title:str) -> list[tuple[str, str]]:
     "The `(element id, JSON)` blocks embedded in the page."
@@ -470,13 +590,16 @@ def _pack(data:dict, precision:int|None, chunk_size:int, title:str) -> list[tupl
     vocab, ids = _vocab(feats)
     ix = {"f": [f["index"] for f in feats], "fr": [f["frequency"] for f in feats], "c": [f["count"] for f in feats],
           "mu": [f["mean_activation"] for f in feats], "mx": [f["max_activation"] or 0 for f in feats],
-          "ne": [len(f["examples"]) for f in feats], "lb": [_label(f, ids) for f in feats], "s": [_search_ids(f, ids) for f in feats]}
+          "ne": [len(f["examples"]) for f in feats], "lb": [_label(f, ids) for f in feats],
+          "s": [_search_ids(f, ids) for f in feats]}
     n_chunks = max(1, math.ceil(len(feats) / chunk_size))
-    head = {"version": SCHEMA_VERSION, "title": title, "meta": meta, "vocab": vocab, "chunk_size": chunk_size, "n_chunks": n_chunks,
+    head = {"version": SCHEMA_VERSION, "title": title, "meta": meta, "vocab": vocab, "chunk_size": chunk_size,
+            "n_chunks": n_chunks,
             "n_full": meta.get("n_examples") or 0, "dense": meta.get("dense_threshold", DEFAULT_DENSE_THRESHOLD)}
     blocks = [("sae-meta", _script_json(head)), ("sae-index", _script_json(ix))]
     for k in range(n_chunks):
-        blocks.append((f"sae-chunk-{k}", _script_json([_pack_feature(f, ids, precision) for f in feats[k*chunk_size:(k+1)*chunk_size]])))
+        blocks.append((f"sae-chunk-{k}",
+                       _script_json([_pack_feature(f, ids, precision) for f in feats[k*chunk_size:(k+1)*chunk_size]])))
     return blocks
 
 # %% ../nbs/08_dashboard.ipynb #0c249952
@@ -524,8 +647,10 @@ def generate_dashboard(source:str|Path|dict, # feature-data JSON, analysis direc
         data["features"] = [f for f in data["features"] if f["index"] in keep]
     if chunk_size < 1: raise ValueError(f"chunk_size={chunk_size} must be >= 1")
     meta = data["meta"]
-    title = title or meta.get("title") or " · ".join(str(x) for x in ["SAE features", meta.get("model_name"), meta.get("hook_spec")] if x)
-    blocks = "\n".join(f'<script type="application/json" id="{i}">{s}</script>' for i,s in _pack(data, precision, chunk_size, title))
+    title = title or meta.get("title") or " · ".join(str(x) for x in ["SAE features", meta.get("model_name"),
+                                                                      meta.get("hook_spec")] if x)
+    blocks = "\n".join(f'<script type="application/json" id="{i}">{s}</script>' for i,
+                       s in _pack(data, precision, chunk_size, title))
     from sae_nb import __version__
     js = resources.files("sae_nb").joinpath("assets/dashboard.js").read_text()
     assert not re.search(r"</?script|<!--", js, re.I), "dashboard.js must not contain '<script', '</script' or '<!--'"
@@ -544,12 +669,22 @@ class ExampleCollector:
                  hist_range:tuple=(-4.0, 4.0), # log10 range of the activation histogram
                  hist_bins_per_decade:int=20,
                  device:str|torch.device="cpu"):
-        if n_examples < 1 or context < 0: raise ValueError(f"need n_examples >= 1 and context >= 0 (got {n_examples}, {context})")
-        self.d_sae, self.n, self.c, self.V, self.k_tok, self.dev = d_sae, n_examples, context, vocab_size, top_tokens, torch.device(device)
+        if n_examples < 1 or context < 0:
+            raise ValueError(f"need n_examples >= 1 and context >= 0 (got {n_examples}, {context})")
+        self.d_sae, self.n, self.c, self.V, self.k_tok, self.dev = (
+            d_sae,
+            n_examples,
+            context,
+            vocab_size,
+            top_tokens,
+            torch.device(device),
+        )
         W = 2 * context + 1
         z = lambda *s, dt=torch.float32, v=0: torch.full(s, v, dtype=dt, device=self.dev)
-        self.vals, self.win_acts, self.win_toks = z(n_examples, d_sae), z(n_examples, d_sae, W), z(n_examples, d_sae, W, dt=torch.int64, v=-1)
-        self.text_idx, self.position = z(n_examples, d_sae, dt=torch.int64, v=-1), z(n_examples, d_sae, dt=torch.int64, v=-1)
+        self.vals, self.win_acts, self.win_toks = z(n_examples, d_sae), z(n_examples, d_sae, W), z(n_examples, d_sae, W,
+                                                                                                   dt=torch.int64, v=-1)
+        self.text_idx, self.position = z(n_examples, d_sae, dt=torch.int64, v=-1), z(n_examples, d_sae, dt=torch.int64,
+                                                                                     v=-1)
         self.count, self.sum, self.max = z(d_sae, dt=torch.int64), z(d_sae, dt=torch.float64), z(d_sae)
         lo, hi = hist_range
         self.log_edges = torch.linspace(lo, hi, int(round((hi - lo) * hist_bins_per_decade)) + 1, device=self.dev)
@@ -633,7 +768,8 @@ def top_tokens(self:ExampleCollector) -> dict[int, list[tuple[int, int]]]:
     feat, tok, cnt = feat[order], tok[order], counts.cpu().numpy()[order]
     out, starts = {}, np.flatnonzero(np.r_[True, feat[1:] != feat[:-1]])
     for a, b in zip(starts, np.r_[starts[1:], len(feat)]):
-        out[int(feat[a])] = [(int(t), int(c)) for t,c in zip(tok[a:min(b, a + self.k_tok)], cnt[a:min(b, a + self.k_tok)])]
+        out[int(feat[a])] = [(int(t), int(c)) for t,
+                             c in zip(tok[a:min(b, a + self.k_tok)], cnt[a:min(b, a + self.k_tok)])]
     return out
 
 # %% ../nbs/08_dashboard.ipynb #f5f0c1aa
@@ -651,7 +787,8 @@ def examples(self:ExampleCollector, decode:Callable[[list[int]], list[str]], # t
         for n in range(self.n):
             if vals[n, f] <= 0: break
             keep = toks[n, f] >= 0
-            exs.append({"tokens": [strs[t] for t in toks[n, f][keep].tolist()], "activations": acts[n, f][keep].tolist(),
+            exs.append({"tokens": [strs[t] for t in toks[n, f][keep].tolist()],
+                        "activations": acts[n, f][keep].tolist(),
                         "target": int(keep[:self.c].sum()), "text_idx": int(tix[n, f]), "position": int(pos[n, f]),
                         "max_activation": float(vals[n, f])})
         out[int(f)] = exs
@@ -668,7 +805,8 @@ def histograms(self:ExampleCollector, max_bins:int=40) -> dict[int, dict]:
         starts = np.arange(a, b, math.ceil((b - a) / max_bins))
         counts = np.add.reduceat(h[f, a:b], starts - a)
         edges = e[np.r_[starts, b]].copy()
-        if not math.isfinite(edges[-1]): edges[-1] = max(float(self.max[f]), edges[-2])   # the overflow bin ends at the max
+        if not math.isfinite(edges[-1]):
+            edges[-1] = max(float(self.max[f]), edges[-2])   # the overflow bin ends at the max
         out[int(f)] = {"edges": edges.tolist(), "counts": counts.tolist(), "scale": "log"}
     return out
 
@@ -726,7 +864,11 @@ DB_METHODS = ("top_examples", "token_window")
 def _db_examples(db, features:Iterable[int]|None, n_examples:int, context:int, progress:bool) -> dict[int, list[dict]]:
     "Max-activating examples read from an activation database."
     missing = [m for m in DB_METHODS if not callable(getattr(db, m, None))]
-    if missing: raise ValueError(f"{type(db).__name__} lacks {missing}; collect_feature_examples(db=...) needs {list(DB_METHODS)} (see sae_nb.dashboard)")
+    if missing:
+        raise ValueError(
+            f"{type(db).__name__} lacks {missing}; collect_feature_examples(db=...) needs {list(DB_METHODS)} (see"
+            " sae_nb.dashboard)"
+        )
     if features is None: features = range(db.d_sae)
     out = {}
     for f in tqdm(list(features), desc="examples from the database", unit="feature", disable=not progress):
@@ -734,8 +876,10 @@ def _db_examples(db, features:Iterable[int]|None, n_examples:int, context:int, p
         for t, v in db.top_examples(int(f), n_examples):
             if not v > 0: continue
             w = db.token_window(int(t), context, int(f))
-            exs.append({"tokens": list(w["tokens"]), "activations": np.asarray(w["activations"], dtype=np.float64).tolist(),
-                        "target": int(w["target"]), "text_idx": w.get("text_idx"), "position": w.get("position"), "max_activation": float(v)})
+            exs.append({"tokens": list(w["tokens"]),
+                        "activations": np.asarray(w["activations"], dtype=np.float64).tolist(),
+                        "target": int(w["target"]), "text_idx": w.get("text_idx"), "position": w.get("position"),
+                        "max_activation": float(v)})
         out[int(f)] = exs
     return out
 
@@ -751,12 +895,16 @@ def collect_feature_examples(db=None, # an activation database (see `DB_METHODS`
                              max_length:int=256, # tokens per row (streaming)
                              progress:bool=True) -> dict[int, list[dict]]:
     "Feature → its top `n_examples` windows (`tokens`, `activations`, `target`, ...), from a database or one streaming pass."
-    if n_examples < 1 or context < 0: raise ValueError(f"need n_examples >= 1 and context >= 0 (got n_examples={n_examples}, context={context})")
+    if n_examples < 1 or context < 0:
+        raise ValueError(f"need n_examples >= 1 and context >= 0 (got n_examples={n_examples}, context={context})")
     if db is not None:
         return _db_examples(db, features, n_examples, context, progress)
     if model is None or sae is None or texts is None:
-        raise ValueError("collect_feature_examples needs db=<activation database>, or model=, sae= and texts= for a streaming pass")
-    col = stream_collect(model, sae, texts, n_examples, context, batch_size, max_length, top_tokens=0, progress=progress)
+        raise ValueError(
+            "collect_feature_examples needs db=<activation database>, or model=, sae= and texts= for a streaming pass"
+        )
+    col = stream_collect(model, sae, texts, n_examples, context, batch_size, max_length, top_tokens=0,
+                         progress=progress)
     return col.examples(col.decode, features)
 
 # %% ../nbs/08_dashboard.ipynb #b8d35ede
@@ -794,7 +942,8 @@ def feature_data_from_model(model, # a HookedTransformer with a tokenizer
                             sae_path:str|None=None, # recorded in meta
                             progress:bool=True) -> dict:
     "The feature-data document (validated) of every feature of `sae`, from one pass of `model` over `texts`."
-    col = stream_collect(model, sae, texts, n_examples, context, batch_size, max_length, hook, prepend_bos, top_tokens, progress)
+    col = stream_collect(model, sae, texts, n_examples, context, batch_size, max_length, hook, prepend_bos, top_tokens,
+                         progress)
     F, n = sae.cfg.d_sae, max(col.n_tokens, 1)
     count, sums, mx = col.count.cpu().numpy(), col.sum.cpu().numpy(), col.max.cpu().numpy()
     exs, hists, tt = col.examples(col.decode), col.histograms(), col.top_tokens()
@@ -806,12 +955,16 @@ def feature_data_from_model(model, # a HookedTransformer with a tokenizer
         else: warnings.warn(f"no logit lens: the hook {col.hook_spec} has width {sae.W_dec.shape[1]}, not d_model={model.W_U.shape[0]}")
     nb = decoder_neighbors(sae.W_dec, neighbors_k) if neighbors_k else {}
     feats = [{"index": f, "frequency": count[f] / n, "count": int(count[f]),
-              "mean_activation": sums[f] / count[f] if count[f] else None, "max_activation": float(mx[f]) if count[f] else None,
+              "mean_activation": sums[f] / count[f] if count[f] else None,
+              "max_activation": float(mx[f]) if count[f] else None,
               "histogram": hists.get(f), "top_tokens": [[tok_str[t], c] for t,c in tt.get(f, [])],
-              "logit_lens": ll.get(f), "neighbors": {"decoder": nb.get(f, []), "cooccurrence": []}, "examples": exs[f]} for f in range(F)]
+              "logit_lens": ll.get(f), "neighbors": {"decoder": nb.get(f, []), "cooccurrence": []},
+              "examples": exs[f]} for f in range(F)]
     meta = {"d_sae": F, "model_name": model.cfg.model_name, "hook_spec": col.hook_spec, "n_tokens": col.n_tokens,
-            "sae_path": None if sae_path is None else str(sae_path), "architecture": getattr(sae.cfg, "architecture", None),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "n_examples": n_examples, "context": context, "n_texts": len(texts)}
+            "sae_path": None if sae_path is None else str(sae_path),
+            "architecture": getattr(sae.cfg, "architecture", None),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "n_examples": n_examples,
+            "context": context, "n_texts": len(texts)}
     return validate_feature_data({"meta": meta, "features": feats})
 
 # %% ../nbs/08_dashboard.ipynb #b0a58c0e
@@ -829,7 +982,8 @@ def search_features(data:dict, # validated feature data
         if f["index"] == idx: return True
         if any(ql in t.lower() for t,_ in f["top_tokens"]): return True
         for ex in f["examples"]:
-            if any(ql in t.lower() for t,a in zip(ex["tokens"], ex["activations"]) if contexts or (a and a > 0)): return True
+            if any(ql in t.lower() for t,a in zip(ex["tokens"], ex["activations"]) if contexts or (a and a > 0)):
+                return True
         return False
     return [f["index"] for f in data["features"] if hit(f)]
 
@@ -842,11 +996,14 @@ class FeatureExplorer:
                  hook_spec:str|None=None, # default: the SAE's cfg.hook_spec, else meta.hook_spec
                  max_results:int=500, # rows shown in the result list
                  **load_kwargs):
-        self.data = validate_feature_data(source) if isinstance(source, dict) else load_feature_data(source, **load_kwargs)
+        self.data = (
+            validate_feature_data(source) if isinstance(source, dict) else load_feature_data(source, **load_kwargs)
+        )
         self.meta, self.model, self.sae, self.max_results = self.data["meta"], model, sae, max_results
         self.by_index = {f["index"]: f for f in self.data["features"]}
         self.labels = {f["index"]: _label_text(f) for f in self.data["features"]}
-        self.hook_spec = hook_spec or getattr(getattr(sae, "cfg", None), "hook_spec", None) or self.meta.get("hook_spec")
+        self.hook_spec = hook_spec or getattr(getattr(sae, "cfg", None), "hook_spec",
+                                              None) or self.meta.get("hook_spec")
         self.current, self.tokens, self._quiet = None, [], False
         self._build()
         feats = self.data["features"]
@@ -862,10 +1019,13 @@ def _label_text(f:dict) -> str|None:
 @patch
 def _build(self:FeatureExplorer):
     "Create and wire the widgets."
-    self.search = W.Text(placeholder="#123 or token text", description="Search", continuous_update=False, layout=W.Layout(width="300px"))
+    self.search = W.Text(placeholder="#123 or token text", description="Search", continuous_update=False,
+                         layout=W.Layout(width="300px"))
     self.contexts = W.Checkbox(value=False, description="search contexts", indent=False)
-    self.kind = W.Dropdown(options=["all", "alive", "dead", "dense"], value="all", description="Show", layout=W.Layout(width="300px"))
-    self.sort = W.Dropdown(options=[("index", "index"), ("frequency ↓", "freq"), ("max activation ↓", "max")], value="index",
+    self.kind = W.Dropdown(options=["all", "alive", "dead", "dense"], value="all", description="Show",
+                           layout=W.Layout(width="300px"))
+    self.sort = W.Dropdown(options=[("index", "index"), ("frequency ↓", "freq"), ("max activation ↓", "max")],
+                           value="index",
                            description="Sort", layout=W.Layout(width="300px"))
     self.results = W.Select(options=[], rows=18, layout=W.Layout(width="300px"))
     self.count = W.HTML()
@@ -875,13 +1035,19 @@ def _build(self:FeatureExplorer):
     self.results.observe(self._on_select, "value")
     side = W.VBox([self.search, self.contexts, self.kind, self.sort, self.count, self.results])
     main = W.VBox([self.view, W.HTML("<b>Open a neighbour</b>"), self.neighbour_box], layout=W.Layout(flex="1"))
-    self.prompt = W.Textarea(placeholder="Type text, then Run: each token's strongest features", layout=W.Layout(width="100%", height="80px"))
+    self.prompt = W.Textarea(placeholder="Type text, then Run: each token's strongest features",
+                             layout=W.Layout(width="100%", height="80px"))
     self.top_k = W.BoundedIntText(value=3, min=1, max=20, description="features/token")
-    self.run_button = W.Button(description="Run", button_style="primary", disabled=self.model is None or self.sae is None,
-                               tooltip="needs model= and sae=" if self.model is None or self.sae is None else "run the model and the SAE")
+    self.run_button = W.Button(
+        description="Run",
+        button_style="primary",
+        disabled=self.model is None or self.sae is None,
+        tooltip="needs model= and sae=" if self.model is None or self.sae is None else "run the model and the SAE",
+    )
     self.run_button.on_click(lambda _: self.run_prompt(self.prompt.value))
     self.prompt_out = W.VBox()
-    self.tabs = W.Tab(children=[W.HBox([side, main]), W.VBox([self.prompt, W.HBox([self.run_button, self.top_k]), self.prompt_out])])
+    self.tabs = W.Tab(children=[W.HBox([side, main]),
+                                W.VBox([self.prompt, W.HBox([self.run_button, self.top_k]), self.prompt_out])])
     self.tabs.titles = ("Features", "Prompt")
     self.refresh()
 
@@ -902,7 +1068,8 @@ def matches(self:FeatureExplorer) -> list[int]:
     keep = {"all": lambda f: True, "alive": lambda f: f["frequency"] > 0, "dead": lambda f: f["frequency"] == 0,
             "dense": lambda f: f["frequency"] >= dense}[self.kind.value]
     idx = [i for i in idx if keep(by[i])]
-    key = {"index": lambda i: i, "freq": lambda i: (-by[i]["frequency"], i), "max": lambda i: (-(by[i]["max_activation"] or 0), i)}[self.sort.value]
+    key = {"index": lambda i: i, "freq": lambda i: (-by[i]["frequency"], i),
+           "max": lambda i: (-(by[i]["max_activation"] or 0), i)}[self.sort.value]
     return sorted(idx, key=key)
 
 @patch
@@ -910,8 +1077,19 @@ def refresh(self:FeatureExplorer):
     "Re-run the search and filters into the result list."
     idx = self.matches()
     shown = idx[:self.max_results]
-    self.count.value = f"<small>showing {len(shown):,} of {len(idx):,} matches ({len(self.data['features']):,} features)</small>"
-    opts = [(f"#{i}  {display_token(self.labels[i]) if self.labels[i] is not None else ''}  {_pct(self.by_index[i]['frequency'])}", i) for i in shown]
+    self.count.value = (
+        f"<small>showing {len(shown):,} of {len(idx):,} matches ({len(self.data['features']):,} features)</small>"
+    )
+    opts = [
+        (
+            (
+                f"#{i}  {display_token(self.labels[i]) if self.labels[i] is not None else ''} "
+                f" {_pct(self.by_index[i]['frequency'])}"
+            ),
+            i,
+        )
+        for i in shown
+    ]
     self._quiet = True                        # changing the options must not open another feature
     try:
         self.results.options = opts
@@ -928,13 +1106,17 @@ def _on_select(self:FeatureExplorer, change):
 def show(self:FeatureExplorer, feature:int):
     "Display `feature` (its view and neighbour buttons)."
     f = self.by_index.get(int(feature))
-    if f is None: raise ValueError(f"feature {feature} is not in this data ({len(self.by_index)} features, d_sae={self.meta['d_sae']})")
+    if f is None:
+        raise ValueError(
+            f"feature {feature} is not in this data ({len(self.by_index)} features, d_sae={self.meta['d_sae']})"
+        )
     self.current = f["index"]
     self.view.value = render_feature_html(f, self.meta, self.labels, link=None)
     btns = []
     for kind, rows in (("decoder", f["neighbors"]["decoder"]), ("co-occurrence", f["neighbors"]["cooccurrence"])):
         for j, v in rows:
-            b = W.Button(description=f"#{j} ({kind} {_fmt(v)})", disabled=j not in self.by_index, layout=W.Layout(width="auto"),
+            b = W.Button(description=f"#{j} ({kind} {_fmt(v)})", disabled=j not in self.by_index,
+                         layout=W.Layout(width="auto"),
                          tooltip=f"{kind} neighbour {j}" + ("" if j in self.by_index else ": not in this data"))
             b.feature = j
             b.on_click(lambda b: self.show(b.feature))
@@ -949,13 +1131,17 @@ def show(self:FeatureExplorer, feature:int):
 @torch.no_grad()
 def run_prompt(self:FeatureExplorer, text:str) -> list[dict]:
     "Each token of `text` with its strongest features `[(index, activation), ...]`; also shown in the prompt tab."
-    if self.model is None or self.sae is None: raise ValueError("the prompt view needs FeatureExplorer(..., model=<HookedTransformer>, sae=<SAE>)")
+    if self.model is None or self.sae is None:
+        raise ValueError("the prompt view needs FeatureExplorer(..., model=<HookedTransformer>, sae=<SAE>)")
     from sae_nb.models import get_activations
     if not text.strip(): raise ValueError("the prompt is empty; type some text first")
-    if not self.hook_spec: raise ValueError("no hook: pass hook_spec= (the SAE's cfg.hook_spec is unset and meta has none)")
+    if not self.hook_spec:
+        raise ValueError("no hook: pass hook_spec= (the SAE's cfg.hook_spec is unset and meta has none)")
     tok = self.model.tokenizer
     bos = bool(getattr(self.sae.cfg, "prepend_bos", False))
-    ids = ([tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id] if bos else []) + tok(text, add_special_tokens=False)["input_ids"]
+    ids = ([tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id] if bos else []) + tok(
+        text, add_special_tokens=False
+    )["input_ids"]
     hook = resolve_hook(self.model, hook_name=self.hook_spec)
     acts = get_activations(self.model, torch.tensor([ids], device=self.model.cfg.device), hook)[0, int(bos):]
     was = self.sae.training; self.sae.eval()
@@ -963,7 +1149,9 @@ def run_prompt(self:FeatureExplorer, text:str) -> list[dict]:
     finally: self.sae.train(was)
     v, i = feats.topk(min(self.top_k.value, feats.shape[1]), dim=1)
     strs = _decoder(tok)(ids[int(bos):])
-    self.tokens = [{"token": s, "features": [(int(a), float(b)) for a,b in zip(ii.tolist(), vv.tolist()) if b > 0]} for s,ii,vv in zip(strs, i, v)]
+    self.tokens = [{"token": s,
+                    "features": [(int(a), float(b)) for a,b in zip(ii.tolist(), vv.tolist()) if b > 0]} for s,ii,
+                   vv in zip(strs, i, v)]
     self.prompt_out.children = [self._token_box(t) for t in self.tokens]
     self.prompt_out.layout = W.Layout(display="flex", flex_flow="row wrap")
     return self.tokens

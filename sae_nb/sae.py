@@ -90,8 +90,10 @@ def normalize_decoder(self:SAE):
 @patch
 def _check_d_in(self:SAE, x:torch.Tensor):
     if x.shape[-1] != self.d_in:
-        raise ValueError(f"input has last dimension {x.shape[-1]} (shape {tuple(x.shape)}), but this SAE expects d_in={self.d_in}; "
-                         f"pass activations of the hook it was trained on ({self.cfg.hook_spec})")
+        raise ValueError(
+            f"input has last dimension {x.shape[-1]} (shape {tuple(x.shape)}), but this SAE expects d_in={self.d_in}; "
+            f"pass activations of the hook it was trained on ({self.cfg.hook_spec})"
+        )
 
 @patch
 def _norm_in(self:SAE, x:torch.Tensor) -> torch.Tensor:
@@ -151,7 +153,11 @@ def update_inactive_features(self:SAE, features:torch.Tensor|tuple|dict):
     "Record which latents fired (are non-zero): `ever_fired`, `num_batches_not_active`."
     # `features`: dense latents `[..., d_sae]`, a `(values, flat indices)` pair, or a `training_forward` output
     if isinstance(features, dict):
-        if "fired" not in features: raise ValueError("this dict is not a training_forward output (it has no 'fired'); pass the latents, or (values, flat indices)")
+        if "fired" not in features:
+            raise ValueError(
+                "this dict is not a training_forward output (it has no 'fired'); pass the latents, or (values, flat"
+                " indices)"
+            )
         fired = features["fired"]
     elif isinstance(features, (tuple, list)): fired = _fired_latents(*features, self.d_sae)
     else: fired = features.reshape(-1, self.d_sae).ne(0).any(dim=0)
@@ -193,7 +199,8 @@ def initialize_b_dec(self:SAE, acts:torch.Tensor, # activations `[..., d_in]`, e
     "Set `b_dec` to the geometric median (or mean) of `acts`; return it."
     self._check_d_in(acts)
     x = self._norm_in(acts.reshape(-1, self.d_in).to(self.device).float())   # b_dec lives in the normalised space
-    if method not in ("geometric_median", "mean"): raise ValueError(f"method={method!r}; use 'geometric_median' or 'mean'")
+    if method not in ("geometric_median", "mean"):
+        raise ValueError(f"method={method!r}; use 'geometric_median' or 'mean'")
     y = x.mean(0)
     if method == "geometric_median":
         for _ in range(n_iter):
@@ -255,7 +262,8 @@ class TopKSAE(SAE):
 # %% ../nbs/02_sae.ipynb #0feaaf21
 _TOPK_SAMPLE = 1 << 16     # sample size for the batch top-k cut
 
-def _keep_top(x:torch.Tensor, cut:torch.Tensor, M:int, scratch:Optional[torch.Tensor]=None) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+def _keep_top(x:torch.Tensor, cut:torch.Tensor, M:int,
+              scratch:Optional[torch.Tensor]=None) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
     "The `M` largest of flat `x` given a `cut` at or below the M-th largest (ties: lowest indices); None if fewer than M reach it."
     ge = torch.ge(x, cut, out=scratch[:x.numel()]) if scratch is not None else x >= cut
     idx = ge.nonzero().squeeze(1)                                  # ascending
@@ -297,7 +305,8 @@ class BatchTopKSAE(TopKSAE):
     architecture = "batch_topk"
     def __init__(self, cfg:SAEConfig):
         super().__init__(cfg)
-        self.register_buffer("threshold", torch.tensor(-1.0, device=torch.device(self.cfg.device)))   # < 0: not learned yet
+        # < 0: not learned yet
+        self.register_buffer("threshold", torch.tensor(-1.0, device=torch.device(self.cfg.device)))
         self._warned = False
 
     def select(self, pre_ND:torch.Tensor, scratch:Optional[torch.Tensor]=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -312,8 +321,10 @@ def _selects(self:BatchTopKSAE) -> bool:
     if self.training: return True
     if self.threshold.item() >= 0: return False
     if not self._warned:
-        warnings.warn("BatchTopKSAE in eval mode has no learned threshold yet (train it with training_forward in train mode); "
-                      "encoding with the batch top-k rule, so each token's code depends on its batch")
+        warnings.warn(
+            "BatchTopKSAE in eval mode has no learned threshold yet (train it with training_forward in train mode); "
+            "encoding with the batch top-k rule, so each token's code depends on its batch"
+        )
         self._warned = True
     return True
 
@@ -337,7 +348,8 @@ def update_threshold(self:BatchTopKSAE, kept_values:torch.Tensor):
 # %% ../nbs/02_sae.ipynb #aed18625
 @patch
 @torch.no_grad()
-def calibrate_threshold(self:BatchTopKSAE, acts:Optional[torch.Tensor]=None, # `[..., d_in]` training-like rows; None: kept
+def calibrate_threshold(self:BatchTopKSAE,
+                        acts:Optional[torch.Tensor]=None, # `[..., d_in]` training-like rows; None: kept
                        ) -> float:
     "Set the inference threshold to the batch top-k cut of `acts` (the smallest kept positive latent); return it."
     recent = self.__dict__.get("_recent")
@@ -345,8 +357,11 @@ def calibrate_threshold(self:BatchTopKSAE, acts:Optional[torch.Tensor]=None, # `
     pre = (self._pre(torch.cat(recent)) if acts is None else self.pre_acts(acts)).reshape(-1, self.d_sae)
     vals, _ = batch_topk_select(pre, self.cfg.top_k * pre.shape[0])
     pos = vals[vals > 0]
-    if pos.numel() == 0: raise ValueError(f"none of the top_k × N = {vals.numel()} largest pre-activations of these {pre.shape[0]} rows is positive, "
-                                          "so no threshold keeps them; pass real activations (a training batch)")
+    if pos.numel() == 0:
+        raise ValueError(
+            f"none of the top_k × N = {vals.numel()} largest pre-activations of these {pre.shape[0]} rows is positive, "
+            "so no threshold keeps them; pass real activations (a training batch)"
+        )
     self.threshold.copy_(_dist_mean(pos.min().float()))
     return float(self.threshold)
 
@@ -460,7 +475,8 @@ def consecutive_pairs(lead_shape:tuple, mask:Optional[torch.Tensor]=None, seq_st
     if len(lead_shape) < 2 and seq_starts is None: return None
     L = math.prod(lead_shape)
     ok = torch.ones(max(L - 1, 0), dtype=torch.bool, device=device)
-    if len(lead_shape) >= 2: ok &= (torch.arange(1, L, device=device) % lead_shape[-1]) != 0   # no pair across rows of [B, S]
+    if len(lead_shape) >= 2:
+        ok &= (torch.arange(1, L, device=device) % lead_shape[-1]) != 0   # no pair across rows of [B, S]
     if seq_starts is not None: ok &= ~seq_starts.reshape(-1)[1:].to(device)
     if mask is None: i = ok.nonzero().squeeze(1); return i, i + 1
     m = mask.reshape(-1).to(device)
@@ -494,7 +510,11 @@ class TopKIndex:
         if self._by_col is None:
             perm = self.cols.argsort(stable=True)
             cols = self.cols.index_select(0, perm)
-            self._by_col = perm, self.rows.index_select(0, perm), torch.searchsorted(cols, torch.arange(self.d_sae, device=self.flat.device))
+            self._by_col = (
+                perm,
+                self.rows.index_select(0, perm),
+                torch.searchsorted(cols, torch.arange(self.d_sae, device=self.flat.device)),
+            )
         return self._by_col
 
 # %% ../nbs/02_sae.ipynb #f1277167
@@ -502,7 +522,8 @@ def _bag(idx:torch.Tensor, table:torch.Tensor, offsets:torch.Tensor, weights:tor
     "`Σ weights·table[idx]` per bag (`embedding_bag`, sum mode): one output row per offset."
     return F.embedding_bag(idx, table, offsets, mode="sum", per_sample_weights=weights.to(table.dtype))
 
-_NO_SDDMM = set()                                                      # (device type, dtype) without a sampled_addmm kernel
+# (device type, dtype) without a sampled_addmm kernel
+_NO_SDDMM = set()
 
 def _sampled_dot(a_ND:torch.Tensor, b_FD:torch.Tensor, ix:TopKIndex) -> torch.Tensor:
     "`a[row]·b[col]` at every kept position, `[M]`, without `[M, d]` temporaries (a sampled dense-dense matmul)."
@@ -539,7 +560,8 @@ class SparsePreActs(torch.autograd.Function):
         gx = gW = gb = gbd = None
         if need_W:
             perm, rows_c, off_c = ix.by_col()
-            gW = _bag(rows_c, xc, off_c, g.index_select(0, perm)).T                       # Σ_n g·(x_n − b_dec) per latent, as [d_in, d_sae]
+            # Σ_n g·(x_n − b_dec) per latent, as [d_in, d_sae]
+            gW = _bag(rows_c, xc, off_c, g.index_select(0, perm)).T
         if need_b or need_bd: gb = g.new_zeros(ix.d_sae).index_add_(0, ix.cols, g)
         if need_bd: gbd = -(W_enc @ gb)                                  # b_dec enters the encoder as x − b_dec
         if need_x: gx = _bag(ix.cols, W_enc.T.contiguous(), ix.row_offsets, g)
@@ -575,13 +597,15 @@ class TopKLatents(NamedTuple):
     d_sae: int
     def dense(self) -> torch.Tensor:
         "The dense `[n_rows, d_sae]` latents, differentiable in `values`."
-        return self.values.new_zeros(self.n_rows * self.d_sae).scatter(0, self.indices, self.values).view(self.n_rows, self.d_sae)
+        return self.values.new_zeros(self.n_rows * self.d_sae).scatter(0, self.indices, self.values).view(self.n_rows,
+                                                                                                          self.d_sae)
 
 @patch
 def _workspace(self:SAE, name:str, shape:tuple, dtype:torch.dtype) -> torch.Tensor:
     "A scratch tensor reused across steps on CPU (a fresh 64 MB tensor costs ~40 ms of page faults every step); never saved."
     n = math.prod(shape)
-    if self.device.type != "cpu": return torch.empty(shape, dtype=dtype, device=self.device)   # the caching allocator reuses
+    if self.device.type != "cpu":
+        return torch.empty(shape, dtype=dtype, device=self.device)   # the caching allocator reuses
     ws = self.__dict__.setdefault("_ws", {})
     t = ws.get(name)
     if t is None or t.numel() < n or t.dtype != dtype: t = ws[name] = torch.empty(n, dtype=dtype)
@@ -619,7 +643,8 @@ def _sparse_train_forward(self:TopKSAE, x_ND:torch.Tensor) -> tuple[torch.Tensor
     N, x_ND = x_ND.shape[0], x_ND.to(self.dtype)
     with torch.no_grad():
         xc = x_ND - self.b_dec
-        if torch.is_autocast_enabled(xc.device.type): pre = F.linear(xc, self.W_enc.T, self.b_enc)   # AMP: the autocast dtype
+        if torch.is_autocast_enabled(xc.device.type):
+            pre = F.linear(xc, self.W_enc.T, self.b_enc)   # AMP: the autocast dtype
         else: pre = torch.addmm(self.b_enc, xc, self.W_enc, out=self._workspace("pre", (N, self.d_sae), self.dtype))
         _, flat = self.select(pre, self._workspace("mask", (N * self.d_sae,), torch.bool))
     ix = TopKIndex(flat, N, self.d_sae, per_row=None if isinstance(self, BatchTopKSAE) else self.cfg.top_k)
@@ -724,13 +749,17 @@ def _sparse_aux_loss(self:TopKSAE, x_ND, pre, dead, ka, residual):
 def _probe_loss(self:SAE, f_ND:torch.Tensor, labels:torch.Tensor) -> torch.Tensor:
     "Cross-entropy of the linear probe head on the latents against `labels` (seed 001's probe term)."
     if self.probe is None:
-        raise ValueError("probe_labels were given but this SAE has no probe head; set probe_num_classes (>= 2) in its SAEConfig")
+        raise ValueError(
+            "probe_labels were given but this SAE has no probe head; set probe_num_classes (>= 2) in its SAEConfig"
+        )
     return F.cross_entropy(self.probe(f_ND.to(self.probe.weight.dtype)).float(), labels.long(), ignore_index=-100)
 
 def _check_aux_input(name, t, lead):
     "Raise unless `t` is a tensor shaped `lead` (the input's leading dims)."
     if t is not None and tuple(t.shape) != tuple(lead):
-        raise ValueError(f"{name} has shape {tuple(t.shape)}, expected the input's leading shape {tuple(lead)} (x.shape[:-1])")
+        raise ValueError(
+            f"{name} has shape {tuple(t.shape)}, expected the input's leading shape {tuple(lead)} (x.shape[:-1])"
+        )
 
 # %% ../nbs/02_sae.ipynb #47860317
 @patch
@@ -752,22 +781,30 @@ def training_forward(self:SAE, x:torch.Tensor, # activations `[N, d_in]` or `[B,
     x_ND = self._norm_in(x_ND)                                       # every loss is in the normalised space
     if self.training: self._remember(x_ND)
     pre, f, x_recon = self._train_forward(x_ND, dense=dense)
-    fd = f.dense() if isinstance(f, TopKLatents) and (probe_labels is not None or c.temporal_smoothness_coeff > 0) else f
+    fd = (
+        f.dense() if isinstance(f, TopKLatents) and (probe_labels is not None or c.temporal_smoothness_coeff > 0) else f
+    )
     terms = {"recon_loss": F.mse_loss(x_recon.float(), x_ND.to(x_recon.dtype).float())}
     terms["sparsity_loss"] = self._sparsity_loss(pre, f)
     terms["aux_loss"] = self._aux_loss(x_ND, x_recon, pre, f)
     terms["matryoshka_loss"] = self._inner_loss(x_ND, f)
     terms["pre_act_loss"] = self._pre_act_loss(pre)
     terms["decorr_loss"] = self.decorrelation_loss() if c.decorrelation_coeff > 0 else None
-    terms["probe_loss"] = self._probe_loss(fd, self._probe_targets(probe_labels, lead, mask)) if probe_labels is not None else None
+    terms["probe_loss"] = self._probe_loss(fd, self._probe_targets(probe_labels, lead,
+                                                                   mask)) if probe_labels is not None else None
     if c.temporal_smoothness_coeff > 0:
         pairs = consecutive_pairs(tuple(lead), mask, seq_starts, device=x.device)
-        if pairs is None: raise ValueError("temporal_smoothness_coeff > 0 needs [B, S, d_in] input, or seq_starts (bool, True at each sequence's first row) for flat rows")
+        if pairs is None:
+            raise ValueError(
+                "temporal_smoothness_coeff > 0 needs [B, S, d_in] input, or seq_starts (bool, True at each sequence's"
+                " first row) for flat rows"
+            )
         terms["temporal_loss"] = temporal_smoothness_loss(fd, pairs)
     else: terms["temporal_loss"] = None
     l1c = c.l1_coefficient if l1_coefficient is None else l1_coefficient
     return self._assemble(x, mask, self._norm_out(x_recon), f, terms, l1c,
-                          c.reconstruction_coeff if reconstruction_coeff is None else reconstruction_coeff, return_features)
+                          c.reconstruction_coeff if reconstruction_coeff is None else reconstruction_coeff,
+                          return_features)
 
 # %% ../nbs/02_sae.ipynb #02987bc4
 @patch
@@ -801,33 +838,45 @@ def _assemble(self:SAE, x, mask, x_recon, f, terms, l1c, rc, return_features=Tru
         out["l0"] = f.detach().ne(0).sum(-1).float().mean()
         out["fired"] = f.detach().ne(0).any(0)
         out["topk"], out["features"] = None, None
-        if return_features: out["features"] = (f if rows is None else f.new_zeros(n_all, self.d_sae).index_put((rows,), f)).view(*lead, self.d_sae)
+        if return_features:
+            out["features"] = (f if rows is None else f.new_zeros(n_all, self.d_sae).index_put((rows,), f)).view(
+                *lead, self.d_sae
+            )
     return out
 
 @patch
 def _sparse_outputs(self:SAE, f:TopKLatents, rows, lead, n_all, return_features) -> dict:
     "`l1_loss`, `l0`, `topk` and (when asked) the dense `features` from sparse latents, without an `[N, d_sae]` pass."
     v = f.values.detach().float()
-    flat = f.indices if rows is None else rows[f.indices // self.d_sae] * self.d_sae + f.indices % self.d_sae   # into all rows
-    out = {"l1_loss": v.abs().sum() / (f.n_rows * self.d_sae), "l0": v.ne(0).sum().float() / f.n_rows, "topk": (f.values, flat),
+    # into all rows
+    flat = f.indices if rows is None else rows[f.indices // self.d_sae] * self.d_sae + f.indices % self.d_sae
+    out = {"l1_loss": v.abs().sum() / (f.n_rows * self.d_sae), "l0": v.ne(0).sum().float() / f.n_rows,
+           "topk": (f.values, flat),
            "fired": _fired_latents(v, f.indices, self.d_sae)}
-    out["features"] = f.values.new_zeros(n_all * self.d_sae).scatter(0, flat, f.values).view(*lead, self.d_sae) if return_features else None
+    out["features"] = (
+        f.values.new_zeros(n_all * self.d_sae).scatter(0, flat, f.values).view(*lead, self.d_sae)
+        if return_features
+        else None
+    )
     return out
 
 # %% ../nbs/02_sae.ipynb #7a5e4199
 @patch
 def compute_loss_components(self:SAE, x:torch.Tensor, x_hat:torch.Tensor, h:torch.Tensor,
-                            probe_loss:Optional[torch.Tensor|float]=None, temporal_loss:Optional[torch.Tensor|float]=None) -> dict:
+                            probe_loss:Optional[torch.Tensor|float]=None,
+                            temporal_loss:Optional[torch.Tensor|float]=None) -> dict:
     "Seed 001's loss breakdown: floats for each term and `total_loss`, plus `total_loss_tensor` for backprop."
     c = self.cfg
     recon = F.mse_loss(x_hat.float(), x.to(x_hat.dtype).float())
     l1 = h.float().abs().mean()
-    with torch.set_grad_enabled(torch.is_grad_enabled() and c.decorrelation_coeff > 0): decorr = self.decorrelation_loss()
+    with torch.set_grad_enabled(torch.is_grad_enabled() and c.decorrelation_coeff > 0):
+        decorr = self.decorrelation_loss()
     probe = torch.as_tensor(0. if probe_loss is None else probe_loss, device=recon.device)
     temporal = torch.as_tensor(0. if temporal_loss is None else temporal_loss, device=recon.device)
     total = (c.reconstruction_coeff * recon + (c.l1_coefficient * l1 if self.architecture == "standard" else 0)
              + c.decorrelation_coeff * decorr + c.probe_loss_coeff * probe + c.temporal_smoothness_coeff * temporal)
-    vals = dict(recon_loss=recon, l1_loss=l1, decorr_loss=decorr, probe_loss=probe, temporal_loss=temporal, total_loss=total)
+    vals = dict(recon_loss=recon, l1_loss=l1, decorr_loss=decorr, probe_loss=probe, temporal_loss=temporal,
+                total_loss=total)
     return {**{k: float(torch.as_tensor(v).detach()) for k, v in vals.items()}, "total_loss_tensor": total}
 
 # %% ../nbs/02_sae.ipynb #90ebf5b0
@@ -873,7 +922,8 @@ def synthetic_activations(n:int, # rows
 def fold_activation_norm_scaling_factor(self:SAE, scaling_factor:float):
     "Fold an input scaling into the weights: afterwards `sae(x) == old_sae(x * scaling_factor) / scaling_factor`."
     s = float(scaling_factor)
-    if not (s > 0 and math.isfinite(s)): raise ValueError(f"scaling_factor={scaling_factor} must be a finite number > 0")
+    if not (s > 0 and math.isfinite(s)):
+        raise ValueError(f"scaling_factor={scaling_factor} must be a finite number > 0")
     self.b_dec.div_(s); self.b_enc.div_(s)
     if isinstance(self, JumpReLUSAE): self.log_threshold.sub_(math.log(s))
     if isinstance(self, BatchTopKSAE) and self.threshold >= 0: self.threshold.div_(s)
@@ -897,18 +947,28 @@ def fold_normalization(self:SAE) -> SAE:
 def fold_W_dec_norm(self:SAE):
     "Move the decoder row norms into the encoder (and JumpReLU thresholds): unit rows, identical outputs; zero rows stay zero."
     if isinstance(self, TopKSAE):
-        raise ValueError(f"fold_W_dec_norm would change which latents a {type(self).__name__} selects; keep its rows unit-norm with normalize_decoder() after each step")
+        raise ValueError(
+            f"fold_W_dec_norm would change which latents a {type(self).__name__} selects; keep its rows unit-norm with"
+            " normalize_decoder() after each step"
+        )
     n = self.W_dec.norm(dim=1).clamp_min(_EPS)
     self.W_dec.div_(n[:, None]); self.W_enc.mul_(n); self.b_enc.mul_(n)
     if isinstance(self, JumpReLUSAE): self.log_threshold.add_(n.float().log())
 
 # %% ../nbs/02_sae.ipynb #b706d96e
-WEIGHTS_FILE, LEGACY_WEIGHTS_FILE, CONFIG_FILE, HISTORY_FILE = "weights.safetensors", "weights.pt", "config.json", "history.json"
+WEIGHTS_FILE, LEGACY_WEIGHTS_FILE, CONFIG_FILE, HISTORY_FILE = (
+    "weights.safetensors",
+    "weights.pt",
+    "config.json",
+    "history.json",
+)
 
 def _jsonable(o):
     "JSON fallback for tensors and numpy values in a training history."
     if hasattr(o, "tolist"): return o.tolist()
-    raise TypeError(f"history value of type {type(o).__name__} is not JSON-serialisable; store numbers, lists or tensors")
+    raise TypeError(
+        f"history value of type {type(o).__name__} is not JSON-serialisable; store numbers, lists or tensors"
+    )
 
 @patch
 def save(self:SAE, path:str|Path, # directory to write (replaced atomically if it exists)
@@ -916,7 +976,8 @@ def save(self:SAE, path:str|Path, # directory to write (replaced atomically if i
         ) -> Path:
     "Write `weights.safetensors`, `config.json` and `history.json` to the directory `path`; return it."
     from sae_nb import __version__
-    cfg = {**self.cfg.to_dict(), "dtype": dtype_name(self.dtype), "sae_class": type(self).__name__, "sae_nb_version": __version__}
+    cfg = {**self.cfg.to_dict(), "dtype": dtype_name(self.dtype), "sae_class": type(self).__name__,
+           "sae_nb_version": __version__}
     tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
     hist = json.dumps(history or {}, indent=2, default=_jsonable)
     with atomic_dir(path) as tmp:
@@ -936,26 +997,40 @@ def _read_json(p:Path, fix:str) -> dict:
 def _read_safetensors(p:Path) -> dict:
     "Tensors of a safetensors file, or a `ValueError` for a corrupt one."
     try: return load_file(str(p))
-    except Exception as e: raise ValueError(f"{p} is not a readable safetensors file ({type(e).__name__}: {e}); it is corrupt or truncated, export the SAE again") from None
+    except Exception as e:
+        raise ValueError(
+            f"{p} is not a readable safetensors file ({type(e).__name__}: {e}); it is corrupt or truncated, export the"
+            " SAE again"
+        ) from None
 
 def _read_weights(path:Path) -> tuple[dict, bool]:
     "The state dict in export directory `path` and whether it is the legacy `weights.pt`."
     if (path/WEIGHTS_FILE).exists(): return _read_safetensors(path/WEIGHTS_FILE), False
     pt = path/LEGACY_WEIGHTS_FILE
-    if not pt.exists(): raise FileNotFoundError(f"no weights in {path}: expected {WEIGHTS_FILE} (or a legacy {LEGACY_WEIGHTS_FILE}); pass a directory written by SAE.save()")
+    if not pt.exists():
+        raise FileNotFoundError(
+            f"no weights in {path}: expected {WEIGHTS_FILE} (or a legacy {LEGACY_WEIGHTS_FILE}); pass a directory"
+            " written by SAE.save()"
+        )
     try: sd = torch.load(pt, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{pt} cannot be read with torch.load(weights_only=True) ({type(e).__name__}); only a plain state dict of tensors "
-                         "loads (pickled objects are refused): re-save it as model.state_dict()") from None
-    if isinstance(sd, dict) and "model_state" in sd: sd = sd["model_state"]      # a checkpoint dict around the state dict
+        raise ValueError(
+            f"{pt} cannot be read with torch.load(weights_only=True) ({type(e).__name__}); only a plain state dict of"
+            " tensors loads (pickled objects are refused): re-save it as model.state_dict()"
+        ) from None
+    if isinstance(sd, dict) and "model_state" in sd:
+        sd = sd["model_state"]      # a checkpoint dict around the state dict
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError(f"{pt} holds a {type(sd).__name__}, not a state dict of tensors; re-save it as model.state_dict()")
+        raise ValueError(
+            f"{pt} holds a {type(sd).__name__}, not a state dict of tensors; re-save it as model.state_dict()"
+        )
     return sd, True
 
 # %% ../nbs/02_sae.ipynb #e37883b4
 def _default_buffers(sae:SAE) -> dict:
     "Fresh values of the statistics buffers (for formats that lack them)."
-    d = {"ever_fired": torch.zeros(sae.d_sae, dtype=torch.bool), "num_batches_not_active": torch.zeros(sae.d_sae, dtype=torch.long)}
+    d = {"ever_fired": torch.zeros(sae.d_sae, dtype=torch.bool),
+         "num_batches_not_active": torch.zeros(sae.d_sae, dtype=torch.long)}
     if isinstance(sae, BatchTopKSAE): d["threshold"] = torch.tensor(-1.0)
     return d
 
@@ -967,12 +1042,16 @@ def _build(cls:type, cfg:SAEConfig, state:dict, source, fill_buffers:bool=False)
     if fill_buffers: state = {**{k: v for k, v in _default_buffers(sae).items() if k not in state}, **state}
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise ValueError(f"{source} does not fit a {cls.__name__} with this config: missing {missing}, unexpected {unexpected}; "
-                         "the weights and the config do not belong together")
+        raise ValueError(
+            f"{source} does not fit a {cls.__name__} with this config: missing {missing}, unexpected {unexpected}; "
+            "the weights and the config do not belong together"
+        )
     for k, v in expected.items():
         if tuple(state[k].shape) != tuple(v.shape):
-            raise ValueError(f"{k} has shape {tuple(state[k].shape)} in {source}, but the config (d_in={cfg.d_in}, d_sae={cfg.d_sae}) "
-                             f"needs {tuple(v.shape)}; the weights and the config do not belong together")
+            raise ValueError(
+                f"{k} has shape {tuple(state[k].shape)} in {source}, but the config (d_in={cfg.d_in},"
+                f" d_sae={cfg.d_sae}) needs {tuple(v.shape)}; the weights and the config do not belong together"
+            )
     sae.load_state_dict({k: state[k].to(v.dtype) for k, v in expected.items()}, assign=True)
     sae.cfg.device = cfg.device
     return sae.to(cfg.device)
@@ -983,7 +1062,8 @@ def _class_and_config(d:dict, state:dict, device:str) -> tuple[type, SAEConfig]:
     by_name = {c.__name__: c for c in SAE_CLASSES.values()}
     d = {**d, "device": device}
     if "sae_class" in d:
-        if d["sae_class"] not in by_name: raise ValueError(f"config.json names sae_class={d['sae_class']!r}; known classes: {sorted(by_name)}")
+        if d["sae_class"] not in by_name:
+            raise ValueError(f"config.json names sae_class={d['sae_class']!r}; known classes: {sorted(by_name)}")
         d["architecture"] = by_name[d["sae_class"]].architecture
     elif "architecture" not in d and "sae_type" not in d:               # seed 003's config
         d["architecture"] = "batch_topk" if "num_batches_not_active" in state else "standard"
@@ -997,13 +1077,24 @@ def load(cls:SAE, path:str|Path, # a directory written by `save` (or seed 003's)
         ):
     "The SAE saved in `path`, of the class it was saved as (`(sae, history)` with `load_history=True`)."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"no SAE at {path}: the directory does not exist; pass a directory written by SAE.save()")
-    if not path.is_dir(): raise ValueError(f"{path} is a file; pass the directory written by SAE.save() (holding {WEIGHTS_FILE} and {CONFIG_FILE})")
-    if not (path/CONFIG_FILE).exists(): raise FileNotFoundError(f"no {CONFIG_FILE} in {path}; pass a directory written by SAE.save()")
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no SAE at {path}: the directory does not exist; pass a directory written by SAE.save()"
+        )
+    if not path.is_dir():
+        raise ValueError(
+            f"{path} is a file; pass the directory written by SAE.save() (holding {WEIGHTS_FILE} and {CONFIG_FILE})"
+        )
+    if not (path/CONFIG_FILE).exists():
+        raise FileNotFoundError(f"no {CONFIG_FILE} in {path}; pass a directory written by SAE.save()")
     d = _read_json(path/CONFIG_FILE, "export the SAE again")
     state, legacy = _read_weights(path)
     sae_cls, cfg = _class_and_config(d, state, device)
-    if not issubclass(sae_cls, cls): raise ValueError(f"{path} holds a {sae_cls.__name__}, not a {cls.__name__}; load it with load_sae(path) or {sae_cls.__name__}.load(path)")
+    if not issubclass(sae_cls, cls):
+        raise ValueError(
+            f"{path} holds a {sae_cls.__name__}, not a {cls.__name__}; load it with load_sae(path) or"
+            f" {sae_cls.__name__}.load(path)"
+        )
     sae = _build(sae_cls, cfg, state, path/(LEGACY_WEIGHTS_FILE if legacy else WEIGHTS_FILE), fill_buffers=legacy)
     if not load_history: return sae
     h = path/HISTORY_FILE
@@ -1025,14 +1116,17 @@ def _saelens_arch(sae:SAE) -> tuple[dict, dict, dict]:
     c = sae.cfg
     if isinstance(sae, BatchTopKSAE):
         if sae.threshold.item() < 0:
-            raise ValueError("this BatchTopKSAE has no learned threshold yet (SAELens stores BatchTopK as JumpReLU with it); "
-                             "train it with training_forward in train mode first")
+            raise ValueError(
+                "this BatchTopKSAE has no learned threshold yet (SAELens stores BatchTopK as JumpReLU with it); "
+                "train it with training_forward in train mode first"
+            )
         mat = isinstance(sae, MatryoshkaBatchTopKSAE)
         return ({"architecture": "jumprelu"}, {"threshold": torch.full((c.d_sae,), sae.threshold.item())},
                 {"training_architecture": "matryoshka_batchtopk" if mat else "batchtopk",
                  "training_architecture_details": {"k": c.top_k, "matryoshka_widths": c.matryoshka_widths} if mat
                                                   else {"k": c.top_k}})
-    if isinstance(sae, TopKSAE): return {"architecture": "topk", "k": c.top_k, "rescale_acts_by_decoder_norm": False}, {}, {}
+    if isinstance(sae, TopKSAE):
+        return {"architecture": "topk", "k": c.top_k, "rescale_acts_by_decoder_norm": False}, {}, {}
     if isinstance(sae, JumpReLUSAE): return {"architecture": "jumprelu"}, {"threshold": sae.threshold.detach()}, {}
     return {"architecture": "standard"}, {}, {}
 
@@ -1045,9 +1139,16 @@ def to_saelens(sae:SAE, path:str|Path, # directory to write (replaced atomically
         import copy; sae = copy.deepcopy(sae).fold_normalization()
     c = sae.cfg
     if not c.use_relu and not isinstance(sae, JumpReLUSAE):
-        raise ValueError(f"use_relu=False has no SAELens equivalent ({type(sae).__name__} in SAELens always applies ReLU); only ReLU SAEs export")
+        raise ValueError(
+            f"use_relu=False has no SAELens equivalent ({type(sae).__name__} in SAELens always applies ReLU); only ReLU"
+            " SAEs export"
+        )
     arch, extra, meta = _saelens_arch(sae)
-    if c.hook_spec is None: warnings.warn("the SAE's hook is unknown (hook_layer is None): metadata.hook_name is null, so HookedSAETransformer cannot place it")
+    if c.hook_spec is None:
+        warnings.warn(
+            "the SAE's hook is unknown (hook_layer is None): metadata.hook_name is null, so HookedSAETransformer cannot"
+            " place it"
+        )
     dt = sae.dtype
     tensors = {k: getattr(sae, k).detach() for k in ("W_enc", "b_enc", "W_dec", "b_dec")} | extra
     tensors = {k: v.to(dt).cpu().contiguous() for k, v in tensors.items()}
@@ -1055,7 +1156,8 @@ def to_saelens(sae:SAE, path:str|Path, # directory to write (replaced atomically
                 "hook_head_index": None, "model_class_name": model_class_name, "prepend_bos": c.prepend_bos,
                 "context_size": c.context_size, "model_from_pretrained_kwargs": {}, **meta,
                 "sae_nb_config": {**c.to_dict(), "dtype": dtype_name(dt), "sae_class": type(sae).__name__}}
-    cfg = {**arch, "d_in": c.d_in, "d_sae": c.d_sae, "dtype": dtype_name(dt), "device": "cpu", "apply_b_dec_to_input": True,
+    cfg = {**arch, "d_in": c.d_in, "d_sae": c.d_sae, "dtype": dtype_name(dt), "device": "cpu",
+           "apply_b_dec_to_input": True,
            "normalize_activations": "none", "reshape_activations": "none", "metadata": metadata}
     with atomic_dir(path) as tmp:
         save_file(tensors, str(tmp/SAELENS_WEIGHTS_FILE))
@@ -1067,18 +1169,27 @@ def _parse_hook(name:Optional[str]) -> dict:
     "SAEConfig hook fields for a TransformerLens hook name such as `blocks.6.hook_resid_post`."
     if not name: return {}
     m = re.fullmatch(r"blocks\.(\d+)\.(.+)", name)
-    return {"hook_layer": int(m[1]), "hook_name": m[2]} if m else {"hook_layer": None, "hook_name": name, "hook_spec": name}
+    return {"hook_layer": int(m[1]), "hook_name": m[2]} if m else {"hook_layer": None, "hook_name": name,
+                                                                   "hook_spec": name}
 
 def _check_saelens_cfg(d:dict, state:dict, path:Path):
     "Refuse SAELens options that have no equivalent here."
     norm = d.get("normalize_activations", "none")
     if norm in _SAELENS_RUNTIME_NORMS:
-        raise ValueError(f"{path} uses normalize_activations={norm!r}, a run-time normalisation sae_nb SAEs do not apply; fold it into the weights in SAELens first")
+        raise ValueError(
+            f"{path} uses normalize_activations={norm!r}, a run-time normalisation sae_nb SAEs do not apply; fold it"
+            " into the weights in SAELens first"
+        )
     if norm == "expected_average_only_in":
-        warnings.warn(f"{path}: normalize_activations='expected_average_only_in' but the scaling factor is not stored in the directory; "
-                      "loaded as is (as SAELens's load_from_disk does): scale inputs yourself or fold the factor with fold_activation_norm_scaling_factor")
+        warnings.warn(
+            f"{path}: normalize_activations='expected_average_only_in' but the scaling factor is not stored in the"
+            " directory; loaded as is (as SAELens's load_from_disk does): scale inputs yourself or fold the factor"
+            " with fold_activation_norm_scaling_factor"
+        )
     if d.get("reshape_activations", "none") not in ("none", None):
-        raise ValueError(f"{path} uses reshape_activations={d['reshape_activations']!r}; flatten the heads and use a plain SAE")
+        raise ValueError(
+            f"{path} uses reshape_activations={d['reshape_activations']!r}; flatten the heads and use a plain SAE"
+        )
     sf = state.pop("scaling_factor", state.pop("finetuning_scaling_factor", None))
     if sf is not None and not torch.allclose(sf.float(), torch.ones_like(sf.float())):
         raise ValueError(f"{path} has a finetuning scaling factor, which sae_nb does not support")
@@ -1107,7 +1218,10 @@ def _from_saelens_arch(d:dict, meta:dict, state:dict, path:Path) -> tuple[type, 
             return MatryoshkaBatchTopKSAE, kw | {"matryoshka_widths": widths}
         state["log_threshold"] = thr.clamp_min(0).log()                # θ <= 0 behaves as θ = 0 after SAELens's ReLU
         return JumpReLUSAE, {}
-    raise ValueError(f"{path}: SAELens architecture {arch!r} has no sae_nb equivalent; supported: standard, topk, jumprelu (including BatchTopK saved as jumprelu)")
+    raise ValueError(
+        f"{path}: SAELens architecture {arch!r} has no sae_nb equivalent; supported: standard, topk, jumprelu"
+        " (including BatchTopK saved as jumprelu)"
+    )
 
 def from_saelens(path:str|Path, # a SAELens SAE directory (cfg.json, sae_weights.safetensors)
                  device:str="cpu", # where to put the SAE
@@ -1115,20 +1229,31 @@ def from_saelens(path:str|Path, # a SAELens SAE directory (cfg.json, sae_weights
     "Load a SAELens directory (e.g. written by `to_saelens` or SAELens's `save_model`) as an sae_nb SAE."
     path = Path(path)
     for f in (SAELENS_CFG_FILE, SAELENS_WEIGHTS_FILE):
-        if not (path/f).exists(): raise FileNotFoundError(f"no {f} in {path}; pass a SAELens SAE directory (cfg.json + sae_weights.safetensors)")
+        if not (path/f).exists():
+            raise FileNotFoundError(
+                f"no {f} in {path}; pass a SAELens SAE directory (cfg.json + sae_weights.safetensors)"
+            )
     d = _read_json(path/SAELENS_CFG_FILE, "pass a SAELens SAE directory")
     state = _read_safetensors(path/SAELENS_WEIGHTS_FILE)
     _check_saelens_cfg(d, state, path)
-    meta = d.get("metadata") or {k: d[k] for k in ("model_name", "hook_name", "hook_point", "prepend_bos", "context_size") if k in d}   # SAELens < 6 kept these at the top
-    if "k" not in d and (d.get("activation_fn_kwargs") or {}).get("k") is not None: d = {**d, "architecture": "topk", "k": d["activation_fn_kwargs"]["k"]}
+    meta = d.get("metadata") or {k: d[k] for k in ("model_name", "hook_name", "hook_point", "prepend_bos",
+                                                   "context_size") if k in d}   # SAELens < 6 kept these at the top
+    if "k" not in d and (d.get("activation_fn_kwargs") or {}).get("k") is not None:
+        d = {**d, "architecture": "topk", "k": d["activation_fn_kwargs"]["k"]}
     missing = [k for k in ("W_enc", "b_enc", "W_dec", "b_dec") if k not in state]
-    if missing: raise ValueError(f"{path/SAELENS_WEIGHTS_FILE} lacks {missing}; it is not a standard/topk/jumprelu SAELens SAE")
+    if missing:
+        raise ValueError(f"{path/SAELENS_WEIGHTS_FILE} lacks {missing}; it is not a standard/topk/jumprelu SAELens SAE")
     if not d.get("apply_b_dec_to_input", True):                           # SAELens encodes x, we encode x - b_dec
-        state["b_enc"] = (state["b_enc"].float() + state["b_dec"].float() @ state["W_enc"].float()).to(state["b_enc"].dtype)
+        state["b_enc"] = (state["b_enc"].float() + state["b_dec"].float() @ state["W_enc"].float()).to(
+            state["b_enc"].dtype
+        )
     cls, arch_kw = _from_saelens_arch(d, meta, state, path)
-    nb = {k: v for k, v in (meta.get("sae_nb_config") or {}).items() if k not in ("sae_class", "sae_nb_version", "hook_spec")}
-    kw = {"model_name": meta.get("model_name"), "prepend_bos": bool(meta.get("prepend_bos", False)), "context_size": meta.get("context_size"),
+    nb = {k: v for k,
+          v in (meta.get("sae_nb_config") or {}).items() if k not in ("sae_class", "sae_nb_version", "hook_spec")}
+    kw = {"model_name": meta.get("model_name"), "prepend_bos": bool(meta.get("prepend_bos", False)),
+          "context_size": meta.get("context_size"),
           **_parse_hook(meta.get("hook_name") or meta.get("hook_point")), **nb, **arch_kw,
-          "d_in": int(d["d_in"]), "d_sae": int(d["d_sae"]), "dtype": dtype_name(d.get("dtype", "float32")), "device": device,
+          "d_in": int(d["d_in"]), "d_sae": int(d["d_sae"]), "dtype": dtype_name(d.get("dtype", "float32")),
+          "device": device,
           "architecture": cls.architecture, "probe_num_classes": 0, "probe_loss_coeff": 0.0, "expansion_factor": None}
     return _build(cls, SAEConfig.from_dict(kw), state, path/SAELENS_WEIGHTS_FILE, fill_buffers=True)

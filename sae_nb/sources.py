@@ -89,7 +89,8 @@ def _local_dataset(kind:str, files:list[Path], split:Optional[str], streaming:bo
     "A `datasets` dataset from local JSONL/parquet files or a `save_to_disk` directory."
     import datasets
     try: ds = (datasets.load_from_disk(str(files[0])) if kind == "disk" else datasets.load_dataset(
-                   "json" if kind == "jsonl" else kind, data_files=[str(f) for f in files], split="train", streaming=streaming))
+                   "json" if kind == "jsonl" else kind, data_files=[str(f) for f in files], split="train",
+        streaming=streaming))
     except (IndexError, StopIteration, ValueError) as e:     # how `datasets` answers an empty dataset
         raise ValueError(f"{files[0]} holds no documents, or datasets cannot read it ({_one_line(e)}); "
                          "pass a source with at least one text") from None
