@@ -115,7 +115,8 @@ def _sort_top(values:np.ndarray, tokens:np.ndarray, n:int) -> tuple[np.ndarray, 
 # %% ../nbs/05_activation_db.ipynb #355f1e91
 def _block_top(rows:torch.Tensor, cols:torch.Tensor, vals:torch.Tensor, d:int, k:int) -> tuple[torch.Tensor,
                                                                                                torch.Tensor]:
-    "Per feature the best `k` of a block's entries (given in row order) by (value desc, row asc): `(values [d, k], rows [d, k])`, empty `(-inf, -1)`."
+    """Per feature the best `k` of a block's entries (given in row order) by (value desc, row asc): `(values [d, k],
+    rows [d, k])`, empty `(-inf, -1)`."""
     o = torch.sort(vals, descending=True, stable=True).indices           # value desc, rows asc among equals...
     o = o[torch.sort(cols[o], stable=True).indices]                      # ...grouped by feature
     rows, cols, vals = rows[o], cols[o], vals[o]
@@ -261,7 +262,8 @@ def build_csc(self:_Writer, max_nnz:int|None=None, progress:bool=False) -> np.nd
 def _csc_stats(root:Path, csc_indptr:np.ndarray, n_top:int|None=None, max_nnz:int|None=None) -> tuple[np.ndarray,
                                                                                                       np.ndarray,
                                                                                                       tuple|None]:
-    "Per-feature `(sum, sum of squares, top-n or None)` from the CSC index, reading whole columns in chunks of features."
+    """Per-feature `(sum, sum of squares, top-n or None)` from the CSC index, reading whole columns in chunks of
+    features."""
     max_nnz, d = max_nnz or _CHUNK_NNZ, len(csc_indptr) - 1
     s1, s2 = np.zeros(d), np.zeros(d)
     V, T = (np.zeros((d, n_top), np.float32), np.full((d, n_top), -1, np.int64)) if n_top else (None, None)
@@ -321,7 +323,8 @@ def _meta(self:_Writer, meta:dict, top_n:int) -> dict:
 
 @patch
 def finalize(self:_Writer, meta:dict, top:tuple|None=None, top_n:int=20, tokenizer=None, progress:bool=False) -> dict:
-    "Close the files, build the CSC index and statistics (and the top-N if not given), save the tokenizer, write the manifest."
+    """Close the files, build the CSC index and statistics (and the top-N if not given), save the tokenizer, write the
+    manifest."""
     self.close_files()
     s1, s2, csc_top = _csc_stats(self.root, self.build_csc(progress=progress), None if top is not None else top_n)
     np.save(self.root/"feature_sum.npy", s1); np.save(self.root/"feature_sum_sq.npy", s2)
@@ -513,7 +516,8 @@ def feature_metadata(self:ActivationDatabase) -> dict:
 @patch
 def _check_range(self:ActivationDatabase, start:int, stop:int):
     "Raise unless `0 <= start <= stop <= n_tokens`."
-    if not (isinstance(start, (int, np.integer)) and isinstance(stop, (int, np.integer)) and 0 <= start <= stop <= self.n_tokens):
+    ints = isinstance(start, (int, np.integer)) and isinstance(stop, (int, np.integer))
+    if not (ints and 0 <= start <= stop <= self.n_tokens):
         raise ValueError(f"token range {start!r}:{stop!r} is not inside 0:{self.n_tokens}")
 
 # %% ../nbs/05_activation_db.ipynb #7414adc4
@@ -635,13 +639,16 @@ def collect_all_activations(model, # a HookedTransformer with a tokenizer (sae_n
                             hook:Hook|None=None, # where the SAE reads (models.resolve_hook); default: the SAE's
                             batch_size:int=8, # windows per forward pass
                             activation_threshold:float=0.0, # store activations strictly above this
-                            save_path:str|Path|None=None, # database directory (replaced atomically); default: a new temporary directory
-                            max_length:int|None=None, # window length incl. BOS; default: the SAE's context_size or 256, at most the model's n_ctx
+                            # database directory (replaced atomically); default: a new temporary directory
+                            save_path:str|Path|None=None,
+                            # window length incl. BOS; default: the SAE's context_size or 256, at most the model's n_ctx
+                            max_length:int|None=None,
                             top_n:int=20, # max-activating examples kept per feature during collection
                             value_dtype:Literal["float32", "float16"]="float32", # dtype of the stored activations
                             prepend_bos:bool|None=None, # BOS first in every window; default: the SAE's cfg.prepend_bos
                             sink_norm_factor:float|None=None, # no features for norms > this × batch median (e.g. 100)
-                            distributed:bool|None=None, # shard texts over torch.distributed ranks; None: when initialised
+                            # shard texts over torch.distributed ranks; None: when initialised
+                            distributed:bool|None=None,
                             progress:bool=True, # tqdm bar (tokens/s)
                             consumers:Sequence=(), # more consumers of the same pass (this rank's share of it)
                            ) -> ActivationDatabase:
@@ -704,7 +711,8 @@ def _read_parts(parts:Path, world:int, n_texts:int) -> list[dict]:
 
 # %% ../nbs/05_activation_db.ipynb #503f2628
 def _global_tokens(local:np.ndarray, offs:np.ndarray, rank:int, world:int, goff:np.ndarray) -> np.ndarray:
-    "Map token indices of rank `rank`'s part (texts `rank::world`, local offsets `offs`) to global ones (offsets `goff`); -1 stays."
+    """Map token indices of rank `rank`'s part (texts `rank::world`, local offsets `offs`) to global ones (offsets
+    `goff`); -1 stays."""
     ok = local >= 0
     j = np.searchsorted(offs, np.where(ok, local, 0), side="right") - 1
     g = rank + j * world
@@ -941,7 +949,8 @@ def token_window(self:ActivationDatabase, token_idx:int, # the target token
                  context:int=10, # tokens either side (within the token's text)
                  feature_idx:int|None=None, # whose activations to return; None: no activations
                 ) -> dict:
-    "Dashboard example: `tokens` (strings), `activations` of `feature_idx` on them, `target` (index in the window), `text_idx`, `position`."
+    """Dashboard example: `tokens` (strings), `activations` of `feature_idx` on them, `target` (index in the window),
+    `text_idx`, `position`."""
     t = self._check_index(token_idx, "token_idx", self.n_tokens)
     s, e = self._window(t, context)
     acts = None if feature_idx is None else self.feature_values(feature_idx, s, e)
@@ -1029,7 +1038,8 @@ def _matrix_path(save_path:str|Path|None, stem:str) -> Path:
     return p
 
 def _write_square(path:Path, n:int, blocks:Iterator[tuple[int, np.ndarray]], desc:str, verbose:bool) -> np.memmap:
-    "Write the `[n, n]` float32 matrix given as `(row_start, rows)` blocks to `path` atomically; return it memory-mapped."
+    """Write the `[n, n]` float32 matrix given as `(row_start, rows)` blocks to `path` atomically; return it
+    memory-mapped."""
     with atomic_file(path) as tmp:
         with _new_npy(tmp, np.float32, (n, n)) as out:
             for r0, rows in blocks: out.write(r0, rows)
@@ -1217,7 +1227,8 @@ def feature_summary(self:ActivationDatabase, feature_idx:int) -> dict:
 def analyze_feature_with_context(self:ActivationDatabase, feature_idx:int, top_k:int=5, context_size:int=10,
                                  similarity=None, W_dec=None, n_neighbours:int=5, metric:CooccurrenceMetric="jaccard",
                                  cooccurrence=None, verbose:bool=True) -> dict:
-    "Statistics, the `top_k` activations in context, similar (if `similarity`/`W_dec` given) and co-activating features."
+    """Statistics, the `top_k` activations in context, similar (if `similarity`/`W_dec` given) and co-activating
+    features."""
     out = {**self.feature_summary(feature_idx),
            "examples": self.find_max_activating_examples(feature_idx, top_k, context_size),
            "similar": find_similar_features(feature_idx, similarity, W_dec,
@@ -1238,7 +1249,8 @@ def analyze_feature_with_context(self:ActivationDatabase, feature_idx:int, top_k
 @patch
 def analyze_feature_clusters(self:ActivationDatabase, feature_idx:int, top_k:int=5, metric:CooccurrenceMetric="jaccard",
                              cooccurrence=None, n_shared:int=3, context_size:int=5, verbose:bool=True) -> dict:
-    "The `top_k` co-activating features, each with how many tokens it shares with `feature_idx` and the strongest shared ones."
+    """The `top_k` co-activating features, each with how many tokens it shares with `feature_idx` and the strongest
+    shared ones."""
     f = self._check_index(feature_idx, "feature_idx", self.d_sae)
     tf, vf = self._column(f)
     partners = []

@@ -239,7 +239,7 @@ def _history_x(num:dict, name:str):
     xs = num.get("val_step" if name.startswith("val_") else "step")
     return xs if xs is not None and len(xs) == len(num[name]) else list(range(1, len(num[name]) + 1))
 
-def plot_training_history(history:dict, # {"loss": [...], "val_loss": [...], "step": [...], ...} (the training loop's history.json)
+def plot_training_history(history:dict, # {"loss": [...], "val_loss": [...], "step": [...], ...} (history.json)
                           path, # PNG to write
                           max_panels:int=9) -> Optional[Path]:
     "Curves of a training history, `val_*` overlaid on their training metric; None when there is nothing to plot."
@@ -263,8 +263,8 @@ def plot_training_history(history:dict, # {"loss": [...], "val_loss": [...], "st
         ax.set_title(k, fontsize=10); ax.grid(alpha=0.3); ax.set_xlabel(xlabel, fontsize=8); ax.tick_params(labelsize=7)
         ys_all = [y for n in (k, f"val_{k}") if n in num for y in num[n]]
         if "loss" in k and min(ys_all) > 0 and max(ys_all) / min(ys_all) > 30:
-            ax.set_yscale("log"); ax.yaxis.set_major_formatter(FuncFormatter(lambda v,
-                                                                             _: f"{v:g}")); ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.set_yscale("log"); ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
         if f"val_{k}" in num and k in num: ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(base):]: ax.set_visible(False)
     fig.suptitle("Training history", fontsize=11)
@@ -445,8 +445,10 @@ def _example(w:dict) -> dict:
 
 def feature_summaries(db, # the `ActivationDatabase`
                       sae:SAE, # the SAE (decoder for the logit lens)
-                      model=None, # the HookedTransformer (its `W_U` and tokenizer for the logit lens); None: no logit lens
-                      similarity=None, # decoder similarity matrix [d_sae, d_sae] (array/memmap/path); None: no decoder neighbours
+                      # the HookedTransformer (its `W_U` and tokenizer for the logit lens); None: no logit lens
+                      model=None,
+                      # decoder similarity matrix [d_sae, d_sae] (array/memmap/path); None: no decoder neighbours
+                      similarity=None,
                       cooccurrence=None, # co-occurrence matrix [d_sae, d_sae]; None: no co-occurrence neighbours
                       n_examples:int=10, # examples per feature
                       context:int=10, # tokens either side of an example's peak
@@ -465,7 +467,8 @@ def feature_summaries(db, # the `ActivationDatabase`
     if model is not None and logit_lens_k:
         if sae.W_dec.shape[1] == model.W_U.shape[0]:
             ll = logit_lens(sae, model, logit_lens_k)
-        else: warnings.warn(f"no logit lens: the SAE's d_in={sae.W_dec.shape[1]} is not the model's d_model={model.W_U.shape[0]} (not a residual-stream hook)")
+        else: warnings.warn(f"no logit lens: the SAE's d_in={sae.W_dec.shape[1]} is not the model's "
+                            f"d_model={model.W_U.shape[0]} (not a residual-stream hook)")
     recs = []
     for f in tqdm(range(F), desc="feature summaries", disable=not progress, leave=False):
         c = int(count[f])
@@ -589,7 +592,8 @@ def run_full_analysis(self:SAEAnalyzer, save_path=None, # write the results JSON
                       texts=None, batch_size:Optional[int]=None, max_tokens:Optional[int]=None,
                       mean_ablation:bool=False,
                       dead_threshold:float=DEAD_THRESHOLD, progress:bool=True) -> dict:
-    "Sparsity, dead latents, reconstruction, ablation and decorrelation in one pass (seed 003); saved as JSON when `save_path` is given."
+    """Sparsity, dead latents, reconstruction, ablation and decorrelation in one pass (seed 003); saved as JSON when
+    `save_path` is given."""
     ev = evaluate_sae(self.model, self.sae, self._batches(texts, batch_size), self.hook, mean_ablation=mean_ablation,
                       max_tokens=max_tokens, dead_threshold=dead_threshold, progress=progress)
     res = _saved(dict(hook_spec=self.hook.spec, **_eval_results(ev, self.sae)), save_path)
@@ -653,7 +657,8 @@ def find_max_activating_examples(self:SAEAnalyzer, feature_idx:int, top_k:int=10
 @patch
 def analyze_feature_with_context(self:SAEAnalyzer, feature_idx:int, top_k:int=5, context_size:int=10,
                                  verbose:bool=True) -> dict:
-    "Statistics, top activations in context, similar and co-activating features of one feature (printed when `verbose`)."
+    """Statistics, top activations in context, similar and co-activating features of one feature (printed when
+    `verbose`)."""
     db = self._need_db()
     sim = dict(similarity=self.similarity) if self.similarity is not None else dict(W_dec=self.sae)
     return db.analyze_feature_with_context(feature_idx, top_k, context_size, **sim,
@@ -733,7 +738,8 @@ def run_comprehensive_analysis(sae_path=None, # the SAE directory
                                data_source:Optional[str]=None, # how the report names that corpus
                                progress:bool=True,
                                **overrides) -> Path: # `AnalysisConfig` fields, e.g. max_texts=6, tag="t1"
-    "Activation database, matrices, every metric, feature summaries, plots and a report in `analysis_dir`; returns its path."
+    """Activation database, matrices, every metric, feature summaries, plots and a report in `analysis_dir`; returns its
+    path."""
     c = replace(config or AnalysisConfig(), **overrides)
     from sae_nb.activation_db import collect_all_activations, compute_feature_cooccurrence, compute_feature_similarity
     st = _Stages(progress)

@@ -178,7 +178,8 @@ def _validate(self:SAEConfig):
                   "probe_loss_coeff",
                   "temporal_smoothness_coeff", "jumprelu_init_threshold", "probe_num_classes", "pre_act_loss_coeff")
     _check_pos(self, "jumprelu_bandwidth", "jumprelu_tanh_scale")
-    if self.architecture == "jumprelu" and self.jumprelu_init_threshold <= 0:   # thresholds are learned as log θ: θ=0 would never move
+    # thresholds are learned as log θ: θ=0 would never move
+    if self.architecture == "jumprelu" and self.jumprelu_init_threshold <= 0:
         raise ValueError(
             f"jumprelu_init_threshold={self.jumprelu_init_threshold} must be > 0 for architecture='jumprelu' (e.g."
             " 1e-3)"

@@ -168,7 +168,8 @@ def _feature(rec, i:int) -> dict:
 # %% ../nbs/08_dashboard.ipynb #05339683
 def validate_feature_data(data:dict, # `{"meta": {...}, "features": [...]}` (numpy/torch values allowed)
                          ) -> dict:
-    "Check `data` against the feature-data schema; return a normalised plain-JSON copy or raise `ValueError` naming the bad field."
+    """Check `data` against the feature-data schema; return a normalised plain-JSON copy or raise `ValueError` naming
+    the bad field."""
     if not isinstance(data, dict) or "features" not in data:
         got = f"an object with keys {sorted(data)}" if isinstance(data, dict) else f"a {type(data).__name__}"
         raise ValueError(f"feature data must be an object {{'meta': {{...}}, 'features': [...]}}; got {got}")
@@ -206,7 +207,8 @@ def synthetic_feature_data(n_features:int=64, # number of features (d_sae)
                            context:int=10, # tokens either side of the target: windows of 2*context+1
                            vocab_size:int=5000, # distinct synthetic tokens
                            dead_fraction:float=0.05, # share of features that never fire
-                           partial:bool=True, # rare features (count < n_examples) get fewer examples; False: every alive feature is full
+                           # rare features (count < n_examples) get fewer examples; False: every alive feature is full
+                           partial:bool=True,
                            seed:int=0) -> dict:
     "A valid, realistic-looking feature-data document for tests, benchmarks and demos."
     rng = np.random.default_rng(seed)
@@ -314,7 +316,9 @@ def _meta_for(jsonl:Path, records:list) -> dict:
 # %% ../nbs/08_dashboard.ipynb #20cb1f22
 def load_feature_data(path:str|Path, # feature-data JSON, summaries JSONL, or analysis directory
                       tag:str|None=None, # which `feature_summaries_<tag>.jsonl` of an analysis directory
-                      db=None, # an activation database to take examples from (default: `<analysis_dir>/activation_database` if present)
+                      # an activation database to take examples from (default: `<analysis_dir>/activation_database` if
+                      # present)
+                      db=None,
                       n_examples:int=10, # examples per feature when they are collected from the database
                       context:int=10, # tokens either side when they are collected from the database
                       progress:bool=True) -> dict:
@@ -605,7 +609,8 @@ def _pack(data:dict, precision:int|None, chunk_size:int, title:str) -> list[tupl
 # %% ../nbs/08_dashboard.ipynb #0c249952
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy"
+ content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="sae_nb {version}">
 <title>{title}</title>
@@ -615,13 +620,19 @@ _PAGE = """<!DOCTYPE html>
 <header class="sae-header"><h1>{title}</h1><div class="sae-meta" id="sae-meta-line"></div></header>
 <div class="sae-main">
 <aside class="sae-side"><div class="sae-controls">
-<input type="search" id="sae-q" placeholder="Search: #123 or token text" autocomplete="off" spellcheck="false" aria-label="search features">
+<input type="search" id="sae-q" placeholder="Search: #123 or token text" autocomplete="off" spellcheck="false"
+ aria-label="search features">
 <div class="sae-row"><label><input type="checkbox" id="sae-full"> only full examples</label>
-<label>show <select id="sae-kind"><option value="all">all</option><option value="alive">alive</option><option value="dead">dead</option><option value="dense">dense</option></select></label></div>
-<div class="sae-row"><label>frequency % <input type="number" id="sae-fmin" min="0" max="100" step="any" placeholder="min"></label>
+<label>show <select id="sae-kind"><option value="all">all</option><option value="alive">alive</option>
+<option value="dead">dead</option><option value="dense">dense</option></select></label></div>
+<div class="sae-row"><label>frequency %
+ <input type="number" id="sae-fmin" min="0" max="100" step="any" placeholder="min"></label>
 <label>to <input type="number" id="sae-fmax" min="0" max="100" step="any" placeholder="max"></label></div>
-<div class="sae-row"><label>sort <select id="sae-sort"><option value="index">index</option><option value="freq">frequency ↓</option><option value="freq-asc">frequency ↑</option><option value="max">max activation ↓</option></select></label>
-<label title="also search every token of every example window"><input type="checkbox" id="sae-ctx"> search contexts</label></div>
+<div class="sae-row"><label>sort <select id="sae-sort"><option value="index">index</option>
+<option value="freq">frequency ↓</option><option value="freq-asc">frequency ↑</option>
+<option value="max">max activation ↓</option></select></label>
+<label title="also search every token of every example window">
+<input type="checkbox" id="sae-ctx"> search contexts</label></div>
 <div class="sae-count" id="sae-count"></div></div>
 <div class="sae-list" id="sae-list" role="listbox"><div class="sae-list-inner" id="sae-list-inner"></div></div></aside>
 <main class="sae-detail" id="sae-detail"><div class="sae-empty">Loading {n} features…</div></main>
@@ -660,7 +671,8 @@ def generate_dashboard(source:str|Path|dict, # feature-data JSON, analysis direc
 
 # %% ../nbs/08_dashboard.ipynb #2ecce673
 class ExampleCollector:
-    "Running top-`n_examples` windows of every feature plus per-feature statistics, fed one batch of SAE features at a time."
+    """Running top-`n_examples` windows of every feature plus per-feature statistics, fed one batch of SAE features at a
+    time."""
     def __init__(self, d_sae:int, # number of SAE latents
                  n_examples:int=10, # examples kept per feature
                  context:int=10, # tokens either side of the peak
@@ -894,7 +906,8 @@ def collect_feature_examples(db=None, # an activation database (see `DB_METHODS`
                              batch_size:int=8, # rows per forward pass (streaming)
                              max_length:int=256, # tokens per row (streaming)
                              progress:bool=True) -> dict[int, list[dict]]:
-    "Feature → its top `n_examples` windows (`tokens`, `activations`, `target`, ...), from a database or one streaming pass."
+    """Feature → its top `n_examples` windows (`tokens`, `activations`, `target`, ...), from a database or one streaming
+    pass."""
     if n_examples < 1 or context < 0:
         raise ValueError(f"need n_examples >= 1 and context >= 0 (got n_examples={n_examples}, context={context})")
     if db is not None:
@@ -952,7 +965,8 @@ def feature_data_from_model(model, # a HookedTransformer with a tokenizer
     if logit_lens_k:
         from sae_nb.analysis import logit_lens
         if sae.W_dec.shape[1] == model.W_U.shape[0]: ll = logit_lens(sae, model, logit_lens_k)
-        else: warnings.warn(f"no logit lens: the hook {col.hook_spec} has width {sae.W_dec.shape[1]}, not d_model={model.W_U.shape[0]}")
+        else: warnings.warn(f"no logit lens: the hook {col.hook_spec} has width {sae.W_dec.shape[1]}, "
+                            f"not d_model={model.W_U.shape[0]}")
     nb = decoder_neighbors(sae.W_dec, neighbors_k) if neighbors_k else {}
     feats = [{"index": f, "frequency": count[f] / n, "count": int(count[f]),
               "mean_activation": sums[f] / count[f] if count[f] else None,

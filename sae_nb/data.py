@@ -311,7 +311,8 @@ class WindowedTextDataset(Dataset):
                  tokenizer, # a Hugging Face tokenizer (fast ones tokenize much quicker)
                  max_length:int, # tokens per item, BOS included
                  prepend_bos:bool=False, # start every window with the BOS id (EOS when the tokenizer has none)
-                 random_crop:bool=True, # True: random window per item (training); False: consecutive windows (validation)
+                 # True: random window per item (training); False: consecutive windows (validation)
+                 random_crop:bool=True,
                  crops_per_text:Optional[int]=None, # training items per text; None = ceil(n_tokens / window)
                  seed:int=0, # seeds the crops together with the epoch and the item index
                  progress:bool=True, # progress bar while tokenizing
@@ -514,7 +515,8 @@ def window_batches(texts:Sequence[str], # the corpus
 
 # %% ../nbs/03_data.ipynb #dfde2b86
 class EpochSampler(Sampler[int]):
-    "Indices `0..n-1` (this rank's share), shuffled by `(seed, epoch)` when `shuffle`; `set_epoch(epoch, start)` resumes mid-epoch."
+    """Indices `0..n-1` (this rank's share), shuffled by `(seed, epoch)` when `shuffle`; `set_epoch(epoch, start)`
+    resumes mid-epoch."""
     def __init__(self, n:int, # dataset size
                  shuffle:bool=True, # a new permutation every epoch; False: in order
                  seed:int=0, # seeds the permutations (with the epoch)
@@ -559,7 +561,8 @@ class EpochSampler(Sampler[int]):
 
 def set_epoch(obj, # a DataLoader, or anything with `set_epoch`
               epoch:int, # the epoch about to start
-              start:int=0, # already consumed: items of an EpochSampler, batches of an ActivationShardDataset (resume mid-epoch)
+              # already consumed: items of an EpochSampler, batches of an ActivationShardDataset (resume mid-epoch)
+              start:int=0,
              ):
     "Tell a DataLoader's sampler and dataset (or any object with `set_epoch`) which epoch starts, and where."
     targets = [getattr(obj, "sampler", None), getattr(obj, "dataset", None)] if isinstance(obj, DataLoader) else [obj]
@@ -573,7 +576,8 @@ def set_epoch(obj, # a DataLoader, or anything with `set_epoch`
 def rank_world(rank:int|None=None, # this process's DDP rank; None = from torch.distributed (else 0)
                world_size:int|None=None, # the number of ranks; None = from torch.distributed (else 1)
               ) -> tuple[int, int]:
-    "`(rank, world_size)`: the values given, else this process's from `torch.distributed` (`(0, 1)` without it), checked."
+    """`(rank, world_size)`: the values given, else this process's from `torch.distributed` (`(0, 1)` without it),
+    checked."""
     on = torch.distributed.is_available() and torch.distributed.is_initialized()
     rank = rank if rank is not None else (torch.distributed.get_rank() if on else 0)
     world_size = world_size if world_size is not None else (torch.distributed.get_world_size() if on else 1)
@@ -581,13 +585,14 @@ def rank_world(rank:int|None=None, # this process's DDP rank; None = from torch.
         raise ValueError(f"rank={rank} must lie in 0..world_size-1 (world_size={world_size})")
     return rank, world_size
 
-def make_dataloader(dataset, # a WindowedTextDataset (or any map-style dataset of 1-D token tensors), or an ActivationShardDataset
+def make_dataloader(dataset, # a WindowedTextDataset (any map-style dataset of 1-D tokens), or an ActivationShardDataset
                     config:TrainingConfig, # batch_size, num_dataloader_workers, pin_memory, persistent_workers, seed
                     shuffle:bool=True, # shuffle items (map-style datasets; shard datasets shuffle themselves)
                     pad_token_id:Optional[int]=None, # default: the dataset's `pad_token_id`
                     sampler:Optional[Sampler]=None, # e.g. a DistributedSampler; replaces the EpochSampler
                     rank:Optional[int]=None, # DDP rank of the EpochSampler; default from torch.distributed (else 0)
-                    world_size:Optional[int]=None, # DDP ranks of the EpochSampler; default from torch.distributed (else 1)
+                    # DDP ranks of the EpochSampler; default from torch.distributed (else 1)
+                    world_size:Optional[int]=None,
                    ) -> DataLoader:
     "A DataLoader with the config's batching and worker settings; call `set_epoch(loader, e)` before each epoch."
     workers = config.num_dataloader_workers
@@ -625,7 +630,8 @@ def texts_fingerprint(texts:Sequence[str]) -> str:
     return h.hexdigest()
 
 def model_fingerprint(model, samples:int=4096) -> str:
-    "SHA-256 of every parameter's name, shape, dtype and `samples` evenly spaced values: cheap, exact, device-independent."
+    """SHA-256 of every parameter's name, shape, dtype and `samples` evenly spaced values: cheap, exact,
+    device-independent."""
     h = hashlib.sha256()
     for name, p in model.named_parameters():
         flat, k = p.detach().reshape(-1), min(samples, p.numel())
@@ -703,7 +709,8 @@ def _capture_rows(ab, hook:Hook, dtype, drop_bos:bool):
 
 # %% ../nbs/03_data.ipynb #1a8c5f45
 class _ShardWriter:
-    "Fills a row buffer and writes a shard (then the manifest) every `tokens_per_shard` rows; with `background`, a thread writes one buffer while the other fills."
+    """Fills a row buffer and writes a shard (then the manifest) every `tokens_per_shard` rows; with `background`, a
+    thread writes one buffer while the other fills."""
     def __init__(self, out_dir, manifest, d_in, dtype, background:bool=False):
         self.out, self.man, n = out_dir, manifest, manifest["settings"]["tokens_per_shard"]
         self.bufs = [(torch.empty(n, d_in, dtype=dtype), {k: torch.empty(n, dtype=torch.int32) for k in SHARD_KEYS[1:]})
@@ -723,7 +730,8 @@ class _ShardWriter:
             if self.fill == len(acts): self.flush({**cursor, "rows_done": cursor["rows_done"] + done})
 
     def flush(self, cursor:Optional[dict]):
-        "Write the buffered rows as the next shard, then the manifest with `cursor` (queued, in order, with `background`)."
+        """Write the buffered rows as the next shard, then the manifest with `cursor` (queued, in order, with
+        `background`)."""
         job = None
         if self.fill:
             name = f"shard_{len(self.man['shards']):05d}.safetensors"
@@ -810,7 +818,8 @@ def capture_activations(model, # a HookedTransformer with a tokenizer
                         max_length:int=256, # tokens per window, BOS included
                         prepend_bos:bool=False, # start every window with BOS (EOS for Qwen)
                         drop_bos:bool=True, # leave the BOS rows out of the shards
-                        sink_norm_factor:Optional[float]=None, # drop tokens with norm > factor × batch median (attention sinks); e.g. 100
+                        # drop tokens with norm > factor × batch median (attention sinks); e.g. 100
+                        sink_norm_factor:Optional[float]=None,
                         dtype:Optional[str|torch.dtype]=None, # storage dtype; default the model's dtype
                         overwrite:bool=False, # delete an existing capture in out_dir and start again
                         progress:bool=True, # progress bar (texts, tokens/s)
@@ -866,7 +875,8 @@ def _run_capture(model, hook, texts, man, out_dir, progress):
             )
         man["complete"], man["stats"] = True, stats
         writer.flush(None); ok = True
-    finally:                                                           # an interrupted capture leaves its queued shard written, as a resume expects
+    # an interrupted capture leaves its queued shard written, as a resume expects
+    finally:
         try: writer.close()
         except Exception:
             if ok: raise
@@ -936,10 +946,12 @@ class _RowStream:
         self.live.append([j, keys, perm, 0])
 
     def take(self, t:int) -> list[tuple[int, torch.Tensor|slice, np.ndarray]]:
-        "The next `t` rows (fewer at the end) as `(source, its rows: indices or a slice, their keys)`, sources in reading order."
+        """The next `t` rows (fewer at the end) as `(source, its rows: indices or a slice, their keys)`, sources in
+        reading order."""
         t = min(int(t), self.left)
         if t <= 0: return []
-        while True:                                                    # load until no unloaded source can hold a key <= tau
+        # load until no unloaded source can hold a key <= tau
+        while True:
             if sum(len(k) - c for _, k, _, c in self.live) < t: self._add(); continue
             tau = np.partition(np.concatenate([k[c:c + t] for _, k, _, c in self.live]), t - 1)[t - 1]
             if self.next < len(self.sizes) and self.first[self.next] <= tau: self._add(); continue
@@ -973,7 +985,8 @@ def _round_robin_skip(n_batches:Sequence[int], start:int) -> tuple[list[int], in
 class ActivationShardDataset(IterableDataset):
     "Shuffled batches of activation rows streamed from shard files, split across DataLoader workers and DDP ranks."
     def __init__(self, shard_dir:str|Path, # a capture_activations directory, or a folder of .pt / .safetensors shards
-                 shuffle:bool=True, # shuffle shard order and rows (each shard's rows spread over buffer_rows + its length)
+                 # shuffle shard order and rows (each shard's rows spread over buffer_rows + its length)
+                 shuffle:bool=True,
                  limit:Optional[int]=None, # at most this many rows per epoch
                  batch_size:Optional[int]=None, # yield [batch_size, d] tensors; None yields single rows
                  buffer_rows:int=65536, # shuffle span in rows (memory: about two shards + this, + prefetched shards)
@@ -1005,7 +1018,8 @@ class ActivationShardDataset(IterableDataset):
         self._state = torch.zeros(2, dtype=torch.int64).share_memory_()   # (epoch, start_batch), seen by workers
 
     def set_epoch(self, epoch:int, # the epoch about to start: its shard order and shuffles
-                  start_batch:int=0, # batches of the epoch already consumed: iteration starts after them (until the next set_epoch)
+                  # batches of the epoch already consumed: iteration starts after them (until the next set_epoch)
+                  start_batch:int=0,
                  ):
         "Reshuffle for epoch `epoch`, starting after its first `start_batch` batches (visible to DataLoader workers)."
         if int(start_batch) < 0: raise ValueError(f"start_batch={start_batch} must be >= 0")
@@ -1152,7 +1166,8 @@ def _iterate(self:ActivationShardDataset):
             elif x.dtype == dst.dtype: torch.index_select(x, 0, idx, out=dst)
             else: dst.copy_(x.index_select(0, idx))
         return out
-    def after():                                                       # forget used-up shards, start reading the next ones
+    # forget used-up shards, start reading the next ones
+    def after():
         live = {s[0] for s in stream.live}
         for j in [j for j in data if j < stream.next and j not in live]:
             x = data.pop(j)

@@ -41,7 +41,7 @@ _INITIALS = {a[0]: a for a in ADAPTER_TYPES}
 _GROUPS = {"all": ADAPTER_TYPES, "all_adapters": ADAPTER_TYPES, "mlp": MLP_ADAPTERS, "attention": ATTENTION_ADAPTERS,
            "attn": ATTENTION_ADAPTERS}
 
-def parse_adapters(adapters:str|Iterable[str]|None=None, # "gate_proj,up_proj", ["q_proj", "v_proj"], "g-u-d", "all", "mlp"; None = all seven
+def parse_adapters(adapters:str|Iterable[str]|None=None, # "gate_proj,up_proj", ["q_proj"], "g-u-d", "mlp"; None: all
                   ) -> tuple[str, ...]:
     "The selection as adapter type names in the fixed order gate, up, down, q, k, v, o."
     if adapters is None: return ADAPTER_TYPES
@@ -54,7 +54,8 @@ def parse_adapters(adapters:str|Iterable[str]|None=None, # "gate_proj,up_proj", 
         if a.lower() in _GROUPS: chosen |= set(_GROUPS[a.lower()])
         elif a in ADAPTER_TYPES: chosen.add(a)
         elif a in _INITIALS: chosen.add(_INITIALS[a])
-        else: raise ValueError(f"unknown adapter type {a!r}; choose from {', '.join(ADAPTER_TYPES)} (or their initials g,u,d,q,k,v,o, or all / mlp / attention)")
+        else: raise ValueError(f"unknown adapter type {a!r}; choose from {', '.join(ADAPTER_TYPES)} "
+                               "(or their initials g,u,d,q,k,v,o, or all / mlp / attention)")
     if not chosen:
         raise ValueError(f"no adapter selected in {adapters!r}; name at least one of {', '.join(ADAPTER_TYPES)}")
     return tuple(a for a in ADAPTER_TYPES if a in chosen)
@@ -488,7 +489,8 @@ def check_selection(info:LoraFileInfo, adapters:str|Iterable[str]|None) -> LoraF
     return info
 
 def detect_input_dim(h5, # path of a LoRA activation file, or an open h5py.File
-                     adapters:str|Iterable[str]|None=None, # the selection the caller expects (None: whatever the file holds)
+                     # the selection the caller expects (None: whatever the file holds)
+                     adapters:str|Iterable[str]|None=None,
                     ) -> int:
     "The width of the per-token vectors in `h5` (the SAE's `d_in`), after checking its adapter selection."
     return check_selection(read_lora_info(h5), adapters).d_in
@@ -527,7 +529,8 @@ def merge_activation_files(parts:Sequence[str|Path], # part files of one capture
             )
         G = np.concatenate([[0], np.cumsum(counts.sum(0))])                                 # merged example offsets
         dests = []
-        for c in counts:                                                                    # destination row of every row of each part
+        # destination row of every row of each part
+        for c in counts:
             e = np.repeat(np.arange(E), c); start = np.concatenate([[0], np.cumsum(c)])
             dests.append(G[e] + np.arange(c.sum()) - start[e])
         N, D = int(G[-1]), infos[0].d_in
@@ -539,7 +542,8 @@ def merge_activation_files(parts:Sequence[str|Path], # part files of one capture
             for a in tqdm(range(0, N, block_rows), desc="merging parts", disable=not progress, unit="block"):
                 b = min(a + block_rows, N)
                 block = {k: np.empty((b - a, *out[k].shape[1:]), dtype=out[k].dtype) for k in _ROW_DATASETS}
-                for f, dst in zip(fs, dests):                     # each part's rows for this block are one contiguous read
+                # each part's rows for this block are one contiguous read
+                for f, dst in zip(fs, dests):
                     lo, hi = np.searchsorted(dst, [a, b])
                     if hi > lo:
                         for k in _ROW_DATASETS: block[k][dst[lo:hi] - a] = f[k][lo:hi]
@@ -555,10 +559,13 @@ def _has_tokenizer(d:Path) -> bool:
     return any((d/f).exists() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model"))
 
 def load_lora_model(adapter_path:str|Path, # PEFT adapter directory (adapter_config.json + weights)
-                    model_name:str|Path|None=None, # base model: hub name, local directory or 'sae-nb/tiny-qwen3'; default: the adapter's base_model_name_or_path
+                    # base model: hub name, local directory or 'sae-nb/tiny-qwen3'; default: the adapter's
+                    # base_model_name_or_path
+                    model_name:str|Path|None=None,
                     device:str|None=None, # where the model runs (default: cuda if available)
                     dtype:str="float32", # weights dtype ('bfloat16' for large models on GPU)
-                    device_map:str|dict|None=None, # HF device_map (e.g. 'auto' to spread one large model over GPUs); overrides device
+                    # HF device_map (e.g. 'auto' to spread one large model over GPUs); overrides device
+                    device_map:str|dict|None=None,
                     adapter_name:str="default", # name PEFT gives the adapter
                    ):
     "A PEFT-wrapped causal LM in eval mode with `.tokenizer` attached, adapter unmerged."
@@ -632,7 +639,8 @@ def _spawn_worker(i:int, n:int, parts_dir:str, load_kw:dict, texts, cap_kw:dict,
 # %% ../nbs/10_lora.ipynb #4e0299ca
 def capture_lora(adapter_path:str|Path, # PEFT adapter directory
                  texts:Sequence[str], # the examples
-                 output_dir:str|Path=".", # the activations go to output_dir/activation_dir_name(adapters)/lora_activations.h5
+                 # the activations go to output_dir/activation_dir_name(adapters)/lora_activations.h5
+                 output_dir:str|Path=".",
                  adapters:str|Iterable[str]|None=None, # selection (default: all seven)
                  model_name:str|Path|None=None, # base model (default: the adapter's base_model_name_or_path)
                  max_length:int=512, # tokens per example
@@ -649,7 +657,8 @@ def capture_lora(adapter_path:str|Path, # PEFT adapter directory
     "Step 1: capture the LoRA activations of `texts` with one or several processes into one HDF5 file; return its path."
     sel = parse_adapters(adapters)
     if num_procs < 1: raise ValueError(f"num_procs={num_procs} must be >= 1")
-    if not (Path(adapter_path).expanduser()/"adapter_config.json").is_file():    # checked here, before any process starts
+    # checked here, before any process starts
+    if not (Path(adapter_path).expanduser()/"adapter_config.json").is_file():
         raise FileNotFoundError(
             f"no PEFT adapter at {adapter_path}: expected a directory holding adapter_config.json (written by"
             " PeftModel.save_pretrained)"
@@ -819,7 +828,8 @@ def _iterate(self:LoraActivationDataset) -> Iterator[torch.Tensor]:
 
 # %% ../nbs/10_lora.ipynb #ef7cf6b4
 def find_activation_file(path:str|Path=".", # the .h5 file, its directory, or the capture's --output-dir
-                         adapters:str|Iterable[str]|None=None, # selection, to pick OUTPUT_DIR/activation_dir_name(adapters)
+                         # selection, to pick OUTPUT_DIR/activation_dir_name(adapters)
+                         adapters:str|Iterable[str]|None=None,
                         ) -> Path:
     "The capture file at `path` (a file, a directory holding one, or an output directory with `adapters`)."
     p = Path(path)
@@ -869,8 +879,9 @@ def activation_scale(path:str|Path, max_rows:int=100_000, seed:int=0) -> float:
     return math.sqrt(x.shape[1] / ms)
 
 # %% ../nbs/10_lora.ipynb #7cef422d
-def train_lora_sae(activations:str|Path, # the capture file, its directory, or the capture's --output-dir (with adapters)
-                   adapters:str|Iterable[str]|None=None, # the selection to train on (checked against the file); None = the file's
+def train_lora_sae(activations:str|Path, # the capture file, its directory, or the capture's --output-dir (+ adapters)
+                   # the selection to train on (checked against the file); None = the file's
+                   adapters:str|Iterable[str]|None=None,
                    output_dir:str|Path=".", # the SAE goes to output_dir/trained_sae_adapters_{initials}
                    expansion_factor:float=16, # d_sae = expansion_factor × d_in
                    k:int=50, # active latents per token (TopK) / on average (BatchTopK)
@@ -880,7 +891,8 @@ def train_lora_sae(activations:str|Path, # the capture file, its directory, or t
                    num_epochs:int=10, # passes over the file
                    max_steps:int|None=None, # stop after this many steps
                    val_fraction:float=0.0, # texts held out for validation
-                   normalize:bool=True, # train on rows rescaled to mean squared norm d_in; the factor is folded into the export
+                   # train on rows rescaled to mean squared norm d_in; the factor is folded into the export
+                   normalize:bool=True,
                    device:str|None=None, # training device (default: cuda if available)
                    seed:int=42, # SAE init, data order, validation split
                    name:str|None=None, # export name (default: sae_model_name of the selection)
@@ -889,7 +901,8 @@ def train_lora_sae(activations:str|Path, # the capture file, its directory, or t
                    progress:bool=True,
                    **train_kwargs, # more TrainingConfig fields (warmup_steps, lr_schedule, wandb, ...)
                   ) -> Path:
-    "Step 2: train a TopK/BatchTopK SAE on a LoRA activation file with the package's training loop; return the export directory."
+    """Step 2: train a TopK/BatchTopK SAE on a LoRA activation file with the package's training loop; return the export
+    directory."""
     if architecture not in ("batch_topk", "topk"):
         raise ValueError(f"architecture={architecture!r}: LoRA SAEs are 'batch_topk' (seed 002) or 'topk'")
     path = find_activation_file(activations, adapters)
@@ -979,8 +992,8 @@ def _collect(sae, path:Path, col, batch_tokens:int, progress:bool):
             a, b = int(off[e0]), int(off[e1])
             if b == a: continue
             lens = np.diff(off[e0:e1 + 1]); ex = np.arange(e0, e1)[lens > 0]; lens = lens[lens > 0]
-            rb = torch.from_numpy(np.repeat(np.arange(len(lens)),
-                                            lens)); rs = torch.from_numpy(np.arange(b - a) - np.repeat(np.cumsum(lens) - lens, lens))
+            rb = torch.from_numpy(np.repeat(np.arange(len(lens)), lens))
+            rs = torch.from_numpy(np.arange(b - a) - np.repeat(np.cumsum(lens) - lens, lens))
             feats = torch.zeros(len(lens), int(lens.max()), sae.cfg.d_sae, device=sae.device)
             feats[rb, rs] = sae.encode(torch.from_numpy(acts[a:b]).to(sae.device)).float()
             tok = torch.zeros(feats.shape[:2],
@@ -992,7 +1005,8 @@ def _collect(sae, path:Path, col, batch_tokens:int, progress:bool):
 
 # %% ../nbs/10_lora.ipynb #7471ad41
 def collect_lora_features(sae, # an SAE, or the directory train_lora_sae wrote
-                          activations:str|Path|None=None, # the capture file (default: the one recorded in the SAE's lora.json)
+                          # the capture file (default: the one recorded in the SAE's lora.json)
+                          activations:str|Path|None=None,
                           tokenizer=None, # default: the tokenizer of the model the file names
                           n_examples:int=10, # max-activating examples per feature (the seed's --top-k)
                           context:int=10, # tokens either side of the max token

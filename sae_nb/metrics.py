@@ -117,7 +117,8 @@ def find_dead_features(frequency, # per-latent firing frequency [d_sae] (or a `S
 class SparsityStats:
     "Streaming sparsity statistics of SAE latents; memory `O(d_sae)`, never the token × latent matrix."
     def __init__(self, d_sae:int, # number of latents
-                 l1_log10_range:tuple[float, float]=(-3.0, 6.0), # range of the log-binned L1 histogram (outliers go to the end bins)
+                 # range of the log-binned L1 histogram (outliers go to the end bins)
+                 l1_log10_range:tuple[float, float]=(-3.0, 6.0),
                  l1_bins:int=90):
         if d_sae < 1: raise ValueError(f"d_sae={d_sae} must be >= 1")
         self.d_sae, self.n_tokens = int(d_sae), 0
@@ -307,7 +308,7 @@ def decoder_decorrelation(W_dec, # decoder [d_sae, d_in] (atoms as rows), or an 
                 max_abs_cosine=mx.cpu().numpy())
 
 # %% ../nbs/06_metrics.ipynb #ba68c2d2
-def feature_purity(top_token_ids, # [d_sae, k] token ids of each latent's top-k activating tokens; -1 where fewer than k exist
+def feature_purity(top_token_ids, # [d_sae, k] ids of each latent's top-k activating tokens; -1 where fewer exist
                    min_examples:int=5, # latents with fewer valid entries get NaN
                   ) -> dict:
     "Per-latent purity (share of the top-k tokens equal to their most common token) and top-k token entropy."
@@ -416,7 +417,8 @@ def compute_ce_loss(model, # a HookedTransformer
 
 # %% ../nbs/06_metrics.ipynb #e7d46ab8
 class AblationStats:
-    "Streaming sums of next-token NLL (clean and per intervention) and of KL(clean ‖ intervention) over scored positions."
+    """Streaming sums of next-token NLL (clean and per intervention) and of KL(clean ‖ intervention) over scored
+    positions."""
     def __init__(self): self.n, self.nll, self.kl = 0, {"clean": 0.0}, {}
 
     def add_clean(self, tokens, sel, logits_clean) -> "AblationStats":
@@ -542,7 +544,8 @@ def evaluate_sae(model, # a HookedTransformer
 
 # %% ../nbs/06_metrics.ipynb #f2ca3814
 def compute_sparsity_metrics(model, sae:SAE, batches:Iterable, hook:Hook|None=None, **kwargs) -> SparsityMetrics:
-    "L0/L1 per token, per-latent frequency and density histogram, dead and dense latents (runs the model up to the hook only)."
+    """L0/L1 per token, per-latent frequency and density histogram, dead and dense latents (runs the model up to the
+    hook only)."""
     return evaluate_sae(model, sae, batches, hook, reconstruction=False, ablation=False, **kwargs)["sparsity"]
 
 def compute_reconstruction_metrics(model, sae:SAE, batches:Iterable, hook:Hook|None=None, **kwargs) -> dict:

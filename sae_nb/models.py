@@ -63,7 +63,8 @@ def _signature(obj) -> str:
 def _quiet_import(name:str):
     "Import a stdlib module with warnings and output silenced; None if it cannot be imported here."
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with (warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()),
+              contextlib.redirect_stderr(io.StringIO())):
             warnings.simplefilter("ignore")
             return importlib.import_module(name)
     except BaseException: return None   # platform-specific modules (winreg, ...) and SystemExit-raising ones
@@ -564,7 +565,8 @@ def unigram_loss(train_tokens:torch.Tensor, tokens:torch.Tensor, vocab_size:int,
 
 # %% ../nbs/01_models.ipynb #0efbb3ef
 def _busy_cores(interval:float=0.25) -> float:
-    "Cores kept busy by all processes over the next `interval` seconds (`/proc/stat`; the 1-minute load average elsewhere)."
+    """Cores kept busy by all processes over the next `interval` seconds (`/proc/stat`; the 1-minute load average
+    elsewhere)."""
     def ticks():
         with open("/proc/stat") as f: v = [int(x) for x in f.readline().split()[1:]]
         return sum(v), v[3] + (v[4] if len(v) > 4 else 0)          # all, idle + iowait
@@ -594,7 +596,8 @@ def train_embedded_model(out_dir:str|Path, # where to write the model (atomicall
                          lr:float=3e-3, # peak learning rate
                          weight_decay:float=0.1, # AdamW decay on matrices
                          seed:int=0, # initialisation and data order
-                         threads:int|None=None, # torch CPU threads while training; None = the cores other processes leave idle
+                         # torch CPU threads while training; None = the cores other processes leave idle
+                         threads:int|None=None,
                          progress:bool=True, # tqdm progress bar
                         ) -> Path:
     "Pretrain a small Qwen3 on the embedded corpus; write model, tokenizer and `training_stats.json`."
@@ -686,7 +689,9 @@ def embedded_model_dir(progress:bool=True, # progress bar if it has to be traine
 
 # %% ../nbs/01_models.ipynb #a2f18611
 def load_model(model_name:str=EMBEDDED_MODEL, # hub name, local save_pretrained directory, or 'sae-nb/tiny-qwen3'
-               **load_config, # MODEL_LOAD_CONFIG: device, dtype, n_devices, fold_ln, ..., and HF kwargs (device_map, load_in_4bit, torch_dtype)
+               # MODEL_LOAD_CONFIG: device, dtype, n_devices, fold_ln, ..., and HF kwargs (device_map, load_in_4bit,
+               # torch_dtype)
+               **load_config,
               ) -> "HookedTransformer":
     "Load `model_name` as a TransformerLens `HookedTransformer`."
     progress = load_config.pop("progress", True)        # only used when the embedded model must be trained

@@ -242,14 +242,16 @@ def _load_from_state_dict(self:SAE, *args, **kw):
 
 # %% ../nbs/02_sae.ipynb #751adba3
 def _densify(values:torch.Tensor, flat_idx:torch.Tensor, like_ND:torch.Tensor) -> torch.Tensor:
-    "Dense `[N, d_sae]` latents holding `values` at the flat indices `flat_idx`, zeros elsewhere (differentiable in `values`)."
+    """Dense `[N, d_sae]` latents holding `values` at the flat indices `flat_idx`, zeros elsewhere (differentiable in
+    `values`)."""
     return like_ND.new_zeros(like_ND.numel()).scatter(0, flat_idx, values.to(like_ND.dtype)).view_as(like_ND)
 
 class TopKSAE(SAE):
     "Keeps the `top_k` largest latents of every row (Gao et al. 2024), with the AuxK loss for dead latents."
     architecture = "topk"
     def select(self, pre_ND:torch.Tensor, scratch:Optional[torch.Tensor]=None) -> tuple[torch.Tensor, torch.Tensor]:
-        "Kept `(values, flat indices into [N, d_sae])` for pre-activations `pre_ND`, grouped by row (`scratch` is unused here)."
+        """Kept `(values, flat indices into [N, d_sae])` for pre-activations `pre_ND`, grouped by row (`scratch` is
+        unused here)."""
         vals, idx = pre_ND.topk(self.cfg.top_k, dim=-1, sorted=False)
         flat = idx + torch.arange(pre_ND.shape[0], device=idx.device).unsqueeze(1) * self.d_sae
         return (F.relu(vals) if self.cfg.use_relu else vals).flatten(), flat.flatten()
@@ -264,7 +266,8 @@ _TOPK_SAMPLE = 1 << 16     # sample size for the batch top-k cut
 
 def _keep_top(x:torch.Tensor, cut:torch.Tensor, M:int,
               scratch:Optional[torch.Tensor]=None) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
-    "The `M` largest of flat `x` given a `cut` at or below the M-th largest (ties: lowest indices); None if fewer than M reach it."
+    """The `M` largest of flat `x` given a `cut` at or below the M-th largest (ties: lowest indices); None if fewer than
+    M reach it."""
     ge = torch.ge(x, cut, out=scratch[:x.numel()]) if scratch is not None else x >= cut
     idx = ge.nonzero().squeeze(1)                                  # ascending
     if idx.numel() < M: return None
@@ -310,7 +313,8 @@ class BatchTopKSAE(TopKSAE):
         self._warned = False
 
     def select(self, pre_ND:torch.Tensor, scratch:Optional[torch.Tensor]=None) -> tuple[torch.Tensor, torch.Tensor]:
-        "Kept `(values, ascending flat indices)`: the `top_k × N` largest of all `N × d_sae` pre-activations (then ReLU'd)."
+        """Kept `(values, ascending flat indices)`: the `top_k × N` largest of all `N × d_sae` pre-activations (then
+        ReLU'd)."""
         vals, flat = batch_topk_select(pre_ND, self.cfg.top_k * pre_ND.shape[0], scratch)
         return (F.relu(vals) if self.cfg.use_relu else vals), flat
 
@@ -338,7 +342,8 @@ def activation(self:BatchTopKSAE, pre:torch.Tensor) -> torch.Tensor:
 @patch
 @torch.no_grad()
 def update_threshold(self:BatchTopKSAE, kept_values:torch.Tensor):
-    "Fold the smallest positive kept activation of a training batch into the threshold's moving average (no device sync)."
+    """Fold the smallest positive kept activation of a training batch into the threshold's moving average (no device
+    sync)."""
     if kept_values.numel() == 0: return
     m = torch.where(kept_values > 0, kept_values, float("inf")).min().float()      # inf: nothing positive was kept
     mom = self.cfg.threshold_momentum
@@ -493,7 +498,8 @@ def temporal_smoothness_loss(features_ND:torch.Tensor, pairs:tuple[torch.Tensor,
 
 # %% ../nbs/02_sae.ipynb #2464b09b
 class TopKIndex:
-    "Positions of kept latents: flat indices into `[n_rows, d_sae]` grouped by row, with the groupings the sparse kernels use."
+    """Positions of kept latents: flat indices into `[n_rows, d_sae]` grouped by row, with the groupings the sparse
+    kernels use."""
     def __init__(self, flat:torch.Tensor, # flat indices `[M]`, grouped by row (ascending rows)
                  n_rows:int, d_sae:int,
                  per_row:Optional[int]=None, # exactly this many per row (TopK): no search for row starts
@@ -543,10 +549,12 @@ def _sampled_dot(a_ND:torch.Tensor, b_FD:torch.Tensor, ix:TopKIndex) -> torch.Te
 
 # %% ../nbs/02_sae.ipynb #a68469ed
 class SparsePreActs(torch.autograd.Function):
-    "Pre-activations at the kept positions, `[M]`; the backward touches only them: ∂W_enc, ∂b_enc, ∂b_dec (and ∂x) from k per row."
+    """Pre-activations at the kept positions, `[M]`; the backward touches only them: ∂W_enc, ∂b_enc, ∂b_dec (and ∂x)
+    from k per row."""
     @staticmethod
     def forward(ctx, pre_ND, xc_ND, x_ND, W_enc, b_enc, b_dec, ix:TopKIndex):
-        "`pre_ND` and `xc_ND = x_ND - b_dec` were computed without grad; gradients go to `x_ND`, `W_enc`, `b_enc`, `b_dec`."
+        """`pre_ND` and `xc_ND = x_ND - b_dec` were computed without grad; gradients go to `x_ND`, `W_enc`, `b_enc`,
+        `b_dec`."""
         ctx.ix = ix
         ctx.save_for_backward(xc_ND, W_enc)
         return pre_ND.reshape(-1).index_select(0, ix.flat)
@@ -569,7 +577,8 @@ class SparsePreActs(torch.autograd.Function):
 
 # %% ../nbs/02_sae.ipynb #174916bd
 class SparseDecode(torch.autograd.Function):
-    "`Σ_kept v·W_dec[j]` per row (`embedding_bag`), `[n_rows, d_in]` without `b_dec`; the backward touches only the kept latents."
+    """`Σ_kept v·W_dec[j]` per row (`embedding_bag`), `[n_rows, d_in]` without `b_dec`; the backward touches only the
+    kept latents."""
     @staticmethod
     def forward(ctx, vals, W_dec, ix:TopKIndex):
         ctx.ix = ix
@@ -590,7 +599,8 @@ class SparseDecode(torch.autograd.Function):
 
 # %% ../nbs/02_sae.ipynb #7a60d11c
 class TopKLatents(NamedTuple):
-    "Top-k latents kept sparse: `values [M]` (on the autograd graph) at flat `indices [M]` into `[n_rows, d_sae]`, grouped by row."
+    """Top-k latents kept sparse: `values [M]` (on the autograd graph) at flat `indices [M]` into `[n_rows, d_sae]`,
+    grouped by row."""
     values: torch.Tensor
     indices: torch.Tensor
     n_rows: int
@@ -602,7 +612,8 @@ class TopKLatents(NamedTuple):
 
 @patch
 def _workspace(self:SAE, name:str, shape:tuple, dtype:torch.dtype) -> torch.Tensor:
-    "A scratch tensor reused across steps on CPU (a fresh 64 MB tensor costs ~40 ms of page faults every step); never saved."
+    """A scratch tensor reused across steps on CPU (a fresh 64 MB tensor costs ~40 ms of page faults every step); never
+    saved."""
     n = math.prod(shape)
     if self.device.type != "cpu":
         return torch.empty(shape, dtype=dtype, device=self.device)   # the caching allocator reuses
@@ -764,13 +775,18 @@ def _check_aux_input(name, t, lead):
 # %% ../nbs/02_sae.ipynb #47860317
 @patch
 def training_forward(self:SAE, x:torch.Tensor, # activations `[N, d_in]` or `[B, S, d_in]`
-                     probe_labels:Optional[torch.Tensor]=None, # class per token (x.shape[:-1]) or per sequence ([B]); -100 = ignore
+                     # class per token (x.shape[:-1]) or per sequence ([B]); -100 = ignore
+                     probe_labels:Optional[torch.Tensor]=None,
                      mask:Optional[torch.Tensor]=None, # bool x.shape[:-1]: real tokens (False = padding, left out)
-                     seq_starts:Optional[torch.Tensor]=None, # bool x.shape[:-1]: first token of each sequence (temporal loss on flat rows)
+                     # bool x.shape[:-1]: first token of each sequence (temporal loss on flat rows)
+                     seq_starts:Optional[torch.Tensor]=None,
                      l1_coefficient:Optional[float]=None, # overrides cfg.l1_coefficient (e.g. the training config's)
-                     reconstruction_coeff:Optional[float]=None, # overrides cfg.reconstruction_coeff (e.g. the training config's)
-                     dense:bool=False, # top-k classes: the dense reference path instead of the sparse one (same values and gradients)
-                     return_features:bool=True, # put the dense latents in out["features"]; False: None (read out["topk"] instead)
+                     # overrides cfg.reconstruction_coeff (e.g. the training config's)
+                     reconstruction_coeff:Optional[float]=None,
+                     # top-k classes: the dense reference path instead of the sparse one (same values and gradients)
+                     dense:bool=False,
+                     # put the dense latents in out["features"]; False: None (read out["topk"] instead)
+                     return_features:bool=True,
                     ) -> dict:
     "Forward pass for training: the `loss` tensor to backpropagate plus every component (see the table)."
     c, lead = self.cfg, x.shape[:-1]
@@ -831,7 +847,9 @@ def _assemble(self:SAE, x, mask, x_recon, f, terms, l1c, rc, return_features=Tru
     lead, n_all = x.shape[:-1], math.prod(x.shape[:-1])
     rows = None if mask is None else mask.reshape(-1).nonzero().squeeze(1)
     if rows is None: out["x_recon"] = x_recon.view(*lead, self.d_in)
-    else: out["x_recon"] = x.reshape(-1, self.d_in).to(x_recon.dtype).detach().index_put((rows,), x_recon).view(*lead, self.d_in)
+    else:
+        x_flat = x.reshape(-1, self.d_in).to(x_recon.dtype).detach()
+        out["x_recon"] = x_flat.index_put((rows,), x_recon).view(*lead, self.d_in)
     if isinstance(f, TopKLatents): out.update(self._sparse_outputs(f, rows, lead, n_all, return_features))
     else:
         out["l1_loss"] = f.detach().float().abs().mean()
@@ -905,7 +923,8 @@ def synthetic_activations(n:int, # rows
                           n_true:int=48, # ground-truth directions
                           k_true:int=3, # active directions per row
                           seed:int=0, # RNG seed
-                          seq_len:Optional[int]=None, # return [n, seq_len, d_in]: one code per sequence, fresh noise per token
+                          # return [n, seq_len, d_in]: one code per sequence, fresh noise per token
+                          seq_len:Optional[int]=None,
                           noise:float=0.01, # std of the Gaussian noise added to every row
                          ) -> torch.Tensor:
     "Sparse combinations of `n_true` random unit directions plus noise: toy activations with a known dictionary."
@@ -945,7 +964,8 @@ def fold_normalization(self:SAE) -> SAE:
 @patch
 @torch.no_grad()
 def fold_W_dec_norm(self:SAE):
-    "Move the decoder row norms into the encoder (and JumpReLU thresholds): unit rows, identical outputs; zero rows stay zero."
+    """Move the decoder row norms into the encoder (and JumpReLU thresholds): unit rows, identical outputs; zero rows
+    stay zero."""
     if isinstance(self, TopKSAE):
         raise ValueError(
             f"fold_W_dec_norm would change which latents a {type(self).__name__} selects; keep its rows unit-norm with"
@@ -1101,7 +1121,8 @@ def load(cls:SAE, path:str|Path, # a directory written by `save` (or seed 003's)
     return sae, (_read_json(h, "the history is damaged; load without load_history") if h.exists() else {})
 
 def load_sae(path:str|Path, device:str="cpu", load_history:bool=False):
-    "Load any SAE export (`SAE.load`: the class comes from its config), or a SAELens directory (`cfg.json`, via `from_saelens`)."
+    """Load any SAE export (`SAE.load`: the class comes from its config), or a SAELens directory (`cfg.json`, via
+    `from_saelens`)."""
     p = Path(path)
     if p.is_dir() and not (p/"config.json").exists() and (p/"cfg.json").exists(): return from_saelens(p, device=device)
     return SAE.load(p, device=device, load_history=load_history)
@@ -1134,7 +1155,8 @@ def _saelens_arch(sae:SAE) -> tuple[dict, dict, dict]:
 def to_saelens(sae:SAE, path:str|Path, # directory to write (replaced atomically)
                model_class_name:str="HookedTransformer", # metadata.model_class_name
               ) -> Path:
-    "Write `sae` as a SAELens directory (`cfg.json`, `sae_weights.safetensors`) for `sae_lens.SAE.load_from_disk`; return it."
+    """Write `sae` as a SAELens directory (`cfg.json`, `sae_weights.safetensors`) for `sae_lens.SAE.load_from_disk`;
+    return it."""
     if sae.cfg.normalize_activations != "none":                        # SAELens exports take raw activations too
         import copy; sae = copy.deepcopy(sae).fold_normalization()
     c = sae.cfg

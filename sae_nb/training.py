@@ -69,7 +69,8 @@ def all_reduce_mean(t:torch.Tensor) -> torch.Tensor:
 # %% ../nbs/04_training.ipynb #78338465
 def init_distributed(backend:Optional[str]=None, # 'nccl' or 'gloo'; default NCCL when CUDA is available, else gloo
                     ) -> tuple[int, int]:
-    "Join the process group torchrun's environment describes (no-op when already joined or single-process); `(rank, world)`."
+    """Join the process group torchrun's environment describes (no-op when already joined or single-process); `(rank,
+    world)`."""
     if _distributed() or int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available(): return dist_info()
     missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing:
@@ -215,7 +216,8 @@ def save_checkpoint(path:str|Path, # the checkpoint directory to (re)write atomi
                     sae:SAE, # its weights and buffers go in as the SAE export
                     state:dict, # trainer state (JSON-ready)
                     history:Optional[dict]=None, # the training history so far
-                    optim_state:Optional[dict]=None, # {'optimizer':..., 'scheduler':..., 'scaler':...}; None for best_model.pt
+                    # {'optimizer':..., 'scheduler':..., 'scaler':...}; None for best_model.pt
+                    optim_state:Optional[dict]=None,
                    ) -> Path:
     "Write a training checkpoint directory atomically and return its path."
     with atomic_dir(path) as tmp:
@@ -289,14 +291,17 @@ def _check_same_sae(ck:dict, sae:SAE):
                                "build the SAE from the checkpoint's config (load_sae(path).cfg) or start a new run")
 
 def recover_checkpoint_dir(checkpoint_dir:str|Path) -> list[str]:
-    "Tidy up after a process killed while writing: restore a replaced checkpoint left aside, remove dead writers' temporaries."
+    """Tidy up after a process killed while writing: restore a replaced checkpoint left aside, remove dead writers'
+    temporaries."""
     d, done = Path(checkpoint_dir), []
     if not d.is_dir(): return done
-    for p in sorted(d.glob(".*.old-*")):                                   # killed between the two renames of atomic_dir
+    # killed between the two renames of atomic_dir
+    for p in sorted(d.glob(".*.old-*")):
         target = d/p.name[1:].rsplit(".old-", 1)[0]
         if not target.exists(): os.replace(p, target); done.append(f"restored {target.name}")
         else: shutil.rmtree(p, ignore_errors=True); done.append(f"removed {p.name}")
-    for p in sorted(d.glob(".*.tmp-*")):                                   # a writer's temporary: remove it once its process is gone
+    # a writer's temporary: remove it once its process is gone
+    for p in sorted(d.glob(".*.tmp-*")):
         m = re.search(r"\.tmp-(\d+)-", p.name)
         if m and not _pid_alive(int(m.group(1))):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(); done.append(f"removed {p.name}")
@@ -387,7 +392,8 @@ def _sae_metric_names(sae:SAE) -> list[str]:
 def _sae_chunks(sae:SAE, x:torch.Tensor, keep:Optional[torch.Tensor], config:TrainingConfig, ctx:_StepCtx,
                 backward_now:bool,
                 probe_labels:Optional[torch.Tensor]=None, seq_starts:Optional[torch.Tensor]=None):
-    "SAE losses over the kept rows of `x` ([N, d] or [B, S, d]; `keep=None`: all), chunked; `(loss or None, metrics, x_recon or None, fired, n)`."
+    """SAE losses over the kept rows of `x` ([N, d] or [B, S, d]; `keep=None`: all), chunked; `(loss or None, metrics,
+    x_recon or None, fired, n)`."""
     n_rows = lambda sl: int(keep[sl].sum()) if keep is not None else math.prod(x[sl].shape[:-1])
     n_all = n_rows(slice(None))
     if n_all == 0: return None
@@ -422,7 +428,8 @@ def _sae_chunks(sae:SAE, x:torch.Tensor, keep:Optional[torch.Tensor], config:Tra
 
 # %% ../nbs/04_training.ipynb #f76101ad
 def _unpack_acts(batch) -> tuple[torch.Tensor, dict]:
-    "`(acts, extras)` of an activation batch: a tensor, or a mapping with 'acts'/'x' and optional 'mask', 'probe_labels', 'seq_starts'."
+    """`(acts, extras)` of an activation batch: a tensor, or a mapping with 'acts'/'x' and optional 'mask',
+    'probe_labels', 'seq_starts'."""
     if torch.is_tensor(batch): return batch, {}
     if isinstance(batch, Mapping):
         x = batch.get("acts", batch.get("x"))
@@ -510,7 +517,8 @@ def __call__(self:_TextStep, batch, ctx:_StepCtx) -> Optional[_StepOut]:
 @patch
 def _e2e(self:_TextStep, spliced:torch.Tensor, cache:dict, logits_clean, mask:torch.Tensor, ctx:_StepCtx,
          metrics:dict) -> torch.Tensor:
-    "Run the model from the hooked block with `spliced` at the hook; return the weighted end-to-end loss and record its metrics."
+    """Run the model from the hooked block with `spliced` at the hook; return the weighted end-to-end loss and record
+    its metrics."""
     resid = {}
     def splice(act, hook): return spliced.view(act.shape)                # per-head hooks: [B, S, n_heads, d_head]
     def keep_resid(act, hook): resid[hook.name] = act
@@ -569,7 +577,8 @@ def _rebuild_loader(dl:DataLoader, sampler:Sampler) -> DataLoader:
     return DataLoader(dl.dataset, **kw)
 
 class _Source:
-    "Batches epoch by epoch from a DataLoader, a re-iterable or a callable `epoch -> iterable`; order fixed by (seed, epoch)."
+    """Batches epoch by epoch from a DataLoader, a re-iterable or a callable `epoch -> iterable`; order fixed by (seed,
+    epoch)."""
     def __init__(self, data, seed:int, name:str, n_batches:Optional[int]=None):
         if data is None or isinstance(data, (str, bytes, Path)):
             raise ValueError(f"{name} must be a DataLoader or an iterable of batches, got {type(data).__name__}")
@@ -780,7 +789,8 @@ def _save(self:_Loop, name:str, with_optim:bool=True) -> Optional[Path]:
 # %% ../nbs/04_training.ipynb #09cc431b
 @patch
 def _maybe_best(self:_Loop, value:float):
-    "Keep the model if `value` is the lowest loss so far (`best_model.pt/`, or in memory without a checkpoint directory)."
+    """Keep the model if `value` is the lowest loss so far (`best_model.pt/`, or in memory without a checkpoint
+    directory)."""
     if not value < self.best: return
     self.best, self.best_step = value, self.step
     if self.ckpt_dir is not None: self._save("best_model.pt", with_optim=False)
@@ -1000,13 +1010,16 @@ def train_sae(sae:SAE, # the SAE to train (in place); its `cfg.hook_spec` says w
               model, # a HookedTransformer (models.load_model / tiny_random_model)
               data_loader, # batches of padded token windows: data.make_dataloader(WindowedTextDataset(...), config)
               config:TrainingConfig, # optimisation, losses, logging
-              checkpoint_dir:Optional[str|Path]=None, # where checkpoint_epoch<N>.pt/ and best_model.pt/ go; None = no checkpoints
+              # where checkpoint_epoch<N>.pt/ and best_model.pt/ go; None = no checkpoints
+              checkpoint_dir:Optional[str|Path]=None,
               checkpoint_freq:Optional[int]=None, # epochs between checkpoints; None = config.checkpoint_freq (5)
               save_best:bool=True, # keep best_model.pt/ (lowest val loss, else train loss)
-              val_loader=None, # validation batches (deterministic windows), evaluated every epoch (or every config.eval_every steps)
+              # validation batches (deterministic windows), evaluated every epoch (or every config.eval_every steps)
+              val_loader=None,
               resume_from:Optional[str|Path]=None, # a checkpoint directory to continue from (exactly)
               progress:bool=True, # tqdm progress bar and epoch summaries
-              checkpoint_every_steps:Optional[int]=None, # also write checkpoint_step<S>.pt/ every this many steps (the latest one is kept)
+              # also write checkpoint_step<S>.pt/ every this many steps (the latest one is kept)
+              checkpoint_every_steps:Optional[int]=None,
               export_dir:Optional[str|Path]=None, # at the end, export the best SAE here (and load it into `sae`)
               run_name:Optional[str]=None, # W&B run name (default config.wandb_run_name)
              ) -> dict:
@@ -1026,7 +1039,8 @@ def train_sae(sae:SAE, # the SAE to train (in place); its `cfg.hook_spec` says w
 
 # %% ../nbs/04_training.ipynb #d14513d9
 def train_on_activations(sae:SAE, # the SAE to train (in place)
-                         batches, # activation batches: tensors [N, d_in] / [B, S, d_in], or mappings with 'acts' (see above)
+                         # activation batches: tensors [N, d_in] / [B, S, d_in], or mappings with 'acts' (see above)
+                         batches,
                          config:TrainingConfig, # optimisation and logging (num_epochs, max_steps, ...)
                          val_batches=None, # validation batches, same forms
                          checkpoint_dir:Optional[str|Path]=None, checkpoint_freq:Optional[int]=None,
@@ -1034,7 +1048,8 @@ def train_on_activations(sae:SAE, # the SAE to train (in place)
                          resume_from:Optional[str|Path]=None, progress:bool=True,
                          checkpoint_every_steps:Optional[int]=None,
                          export_dir:Optional[str|Path]=None, run_name:Optional[str]=None,
-                         n_batches:Optional[int]=None, # batches per epoch when `batches` has no len() (progress bar, LR schedule)
+                         # batches per epoch when `batches` has no len() (progress bar, LR schedule)
+                         n_batches:Optional[int]=None,
                         ) -> dict:
     "Train `sae` on precomputed activations with the one training loop; return the history."
     init_distributed()
@@ -1057,7 +1072,8 @@ def _shard_dataset(x, config:TrainingConfig, shuffle:bool) -> ActivationShardDat
     raise ValueError(f"expected an ActivationShardDataset or a shard directory, got {type(x).__name__}")
 
 def _check_shards(ds:ActivationShardDataset, sae:SAE):
-    "Raise unless the shards hold activations of the SAE's width (and hook, when both are known); give the dataset this rank."
+    """Raise unless the shards hold activations of the SAE's width (and hook, when both are known); give the dataset
+    this rank."""
     if ds.d_in != sae.d_in:
         raise ValueError(
             f"the shards in {ds.shard_dir} hold d_in={ds.d_in} activations but the SAE has d_in={sae.d_in}; capture the"
@@ -1070,7 +1086,8 @@ def _check_shards(ds:ActivationShardDataset, sae:SAE):
             " the SAE's hook or set its hook_layer/hook_name"
         )
     rank, world = dist_info()
-    if (ds.rank, ds.world_size) != (rank, world):                       # built before the process group existed: every rank would read all rows
+    # built before the process group existed: every rank would read all rows
+    if (ds.rank, ds.world_size) != (rank, world):
         if is_main_process():
             warnings.warn(
                 f"the ActivationShardDataset was built for rank {ds.rank} of {ds.world_size}; reading it as rank {rank}"
