@@ -26,8 +26,8 @@ def _sae(a, d_in):
     from sae_nb.config import SAEConfig
     from sae_nb.sae import make_sae
     torch.manual_seed(0)
-    return make_sae(SAEConfig(d_in=d_in, expansion_factor=a.expansion, architecture=a.arch, top_k=a.top_k if "topk" in a.arch else None,
-                              device=a.device))
+    return make_sae(SAEConfig(d_in=d_in, expansion_factor=a.expansion, architecture=a.arch,
+                              top_k=a.top_k if "topk" in a.arch else None, l1_coefficient=0.01, device=a.device))
 
 
 def _cfg(a, **kw):
@@ -63,7 +63,7 @@ def bare_step(a, batches) -> float:
     def run(n):
         for i in range(n):
             x = batches[i % len(batches)]
-            out = sae.training_forward(x, l1_coefficient=0.01, return_features=not sparse)   # top-k classes: no [N, d_sae] tensor
+            out = sae.training_forward(x, return_features=not sparse)   # top-k classes: no [N, d_sae] tensor
             out["loss"].backward()
             sae.project_decoder_gradients()
             torch.nn.utils.clip_grad_norm_(sae.parameters(), 1.0)

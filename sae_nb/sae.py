@@ -780,9 +780,6 @@ def training_forward(self:SAE, x:torch.Tensor, # activations `[N, d_in]` or `[B,
                      mask:Optional[torch.Tensor]=None, # bool x.shape[:-1]: real tokens (False = padding, left out)
                      # bool x.shape[:-1]: first token of each sequence (temporal loss on flat rows)
                      seq_starts:Optional[torch.Tensor]=None,
-                     l1_coefficient:Optional[float]=None, # overrides cfg.l1_coefficient (e.g. the training config's)
-                     # overrides cfg.reconstruction_coeff (e.g. the training config's)
-                     reconstruction_coeff:Optional[float]=None,
                      # top-k classes: the dense reference path instead of the sparse one (same values and gradients)
                      dense:bool=False,
                      # put the dense latents in out["features"]; False: None (read out["topk"] instead)
@@ -817,9 +814,7 @@ def training_forward(self:SAE, x:torch.Tensor, # activations `[N, d_in]` or `[B,
             )
         terms["temporal_loss"] = temporal_smoothness_loss(fd, pairs)
     else: terms["temporal_loss"] = None
-    l1c = c.l1_coefficient if l1_coefficient is None else l1_coefficient
-    return self._assemble(x, mask, self._norm_out(x_recon), f, terms, l1c,
-                          c.reconstruction_coeff if reconstruction_coeff is None else reconstruction_coeff,
+    return self._assemble(x, mask, self._norm_out(x_recon), f, terms, c.l1_coefficient, c.reconstruction_coeff,
                           return_features)
 
 # %% ../nbs/02_sae.ipynb #02987bc4

@@ -991,7 +991,7 @@ def _frozen(model):
         model.train(was_training)
 
 # %% ../nbs/04_training.ipynb #be9da6d0
-def _prepare_sae(sae:SAE, config:TrainingConfig) -> SAE:
+def _prepare_sae(sae:SAE) -> SAE:
     "Move the SAE to its config's device (this process's GPU under torchrun) in train mode."
     if not isinstance(sae, SAE):
         raise ValueError(f"sae must be an sae_nb SAE (sae.make_sae(cfg)), got {type(sae).__name__}")
@@ -1025,7 +1025,7 @@ def train_sae(sae:SAE, # the SAE to train (in place); its `cfg.hook_spec` says w
              ) -> dict:
     "Train `sae` on `model`'s activations computed on the fly; return the history (seed 003's `train_sae`)."
     init_distributed()
-    sae = _prepare_sae(sae, config)
+    sae = _prepare_sae(sae)
     step = _TextStep(sae, model, config, sae_hook(model, sae))
     run_config = {"sae": sae.cfg.to_dict(), "training": config.to_dict(), "model_name": model.cfg.model_name,
                   "hook_spec": step.hook, "world_size": dist_info()[1]}
@@ -1053,7 +1053,7 @@ def train_on_activations(sae:SAE, # the SAE to train (in place)
                         ) -> dict:
     "Train `sae` on precomputed activations with the one training loop; return the history."
     init_distributed()
-    sae = _prepare_sae(sae, config)
+    sae = _prepare_sae(sae)
     run_config = {"sae": sae.cfg.to_dict(), "training": config.to_dict(), "hook_spec": sae.cfg.hook_spec,
                   "world_size": dist_info()[1]}
     loop = _Loop(sae, _ActStep(sae, config), _Source(batches, config.seed, "batches", n_batches), config,
